@@ -1,0 +1,1 @@
+//! Gannet guest SDK.
