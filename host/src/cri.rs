@@ -69,13 +69,12 @@ pub enum CriError {
         path: PathBuf,
     },
     /// The socket could not be stat'ed or connected for another reason.
-    #[error("cannot connect to runtime socket {path}: {source}; check that the runtime is running and listening there")]
+    #[error("cannot connect to runtime socket {path}: {error}; check that the runtime is running and listening there")]
     Connect {
         /// The socket path.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The underlying error (in the message, so not repeated as a source).
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Something listens on the socket but it does not answer gRPC/CRI.
     #[error("runtime socket {path} does not speak CRI gRPC ({detail}); check that it is the runtime's gRPC socket, not its ttrpc or another service's")]
@@ -372,7 +371,7 @@ fn check_socket(path: &Path) -> Result<(), CriError> {
         }
         Err(e) => Err(CriError::Connect {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            error: Box::new(e),
         }),
         Ok(meta) if !meta.file_type().is_socket() => Err(CriError::NotASocket {
             path: path.to_path_buf(),
@@ -382,13 +381,36 @@ fn check_socket(path: &Path) -> Result<(), CriError> {
 }
 
 /// Opens a tonic channel over the unix socket at `path`.
+///
+/// # Errors
+/// [`CriError`] naming the socket: missing, not a socket, permission denied, nothing
+/// listening, or a peer that does not speak HTTP/2 gRPC.
 pub async fn connect_channel(path: &Path) -> Result<Channel, CriError> {
     check_socket(path)?;
     let socket = path.to_path_buf();
+    // A plain connect first, so refusal and permission problems get their own error.
+    match tokio::time::timeout(CALL_TIMEOUT, tokio::net::UnixStream::connect(path)).await {
+        Err(_) => {
+            return Err(CriError::NotCri {
+                path: socket,
+                detail: "connect did not complete within 10s".into(),
+            })
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(CriError::PermissionDenied { path: socket })
+        }
+        Ok(Err(e)) => {
+            return Err(CriError::Connect {
+                path: socket,
+                error: Box::new(e),
+            })
+        }
+        Ok(Ok(_probe)) => {}
+    }
     let endpoint = Endpoint::try_from("http://[::]:50051")
         .map_err(|e| CriError::Connect {
             path: socket.clone(),
-            source: Box::new(e),
+            error: Box::new(e),
         })?
         .connect_timeout(CALL_TIMEOUT);
     let connector_path = socket.clone();
@@ -401,18 +423,20 @@ pub async fn connect_channel(path: &Path) -> Result<Channel, CriError> {
     match tokio::time::timeout(CALL_TIMEOUT, connect).await {
         Err(_) => Err(CriError::NotCri {
             path: socket,
-            detail: "no answer within 10s".into(),
+            detail: "no HTTP/2 answer within 10s".into(),
         }),
         Ok(Err(e)) => {
-            let text = format!("{e:?}");
-            if text.contains("PermissionDenied") {
-                Err(CriError::PermissionDenied { path: socket })
-            } else {
-                Err(CriError::Connect {
-                    path: socket,
-                    source: Box::new(e),
-                })
+            // The socket accepted a connection, so a failure here is the protocol.
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                detail = inner.to_string();
+                source = inner.source();
             }
+            Err(CriError::NotCri {
+                path: socket,
+                detail,
+            })
         }
         Ok(Ok(channel)) => Ok(channel),
     }
@@ -714,10 +738,7 @@ mod tests {
             }
         });
         let err = CriClient::connect(&path).await.err().ok_or("connected")?;
-        assert!(
-            matches!(err, CriError::NotCri { .. } | CriError::Connect { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, CriError::NotCri { .. }), "{err}");
         assert!(
             err.to_string().contains(&path.display().to_string()),
             "{err}"

@@ -598,7 +598,7 @@ impl Runner {
                         Err(error) => {
                             warn!(message = "Runtime sync failed; retrying.", %error, retry_in = ?backoff);
                             self.ctx = None;
-                            self.ready.send_replace(false);
+                            self.set_ready(false);
                             next_sync = tokio::time::Instant::now() + backoff;
                             backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
@@ -607,7 +607,7 @@ impl Runner {
             }
         }
         self.fetches.abort_all();
-        self.ready.send_replace(false);
+        self.set_ready(false);
     }
 
     /// One sync: lists, fingerprints, removals, fetch scheduling.
@@ -704,9 +704,18 @@ impl Runner {
             self.first_full_done = true;
         }
         if self.first_full_done {
-            self.ready.send_replace(true);
+            self.set_ready(true);
         }
         Ok(Flow::Continue)
+    }
+
+    /// Publishes readiness, waking watchers only on a change.
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
     }
 
     /// Liveness of a live container's pid, from the record the table holds.
