@@ -745,4 +745,29 @@ mod tests {
         );
         Ok(())
     }
+
+    #[tokio::test]
+    async fn grpc_server_without_cri_answers_neither_version(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("grpc.sock");
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        let incoming = futures::stream::unfold(listener, |l| async move {
+            Some((l.accept().await.map(|(s, _)| s), l))
+        });
+        // A gRPC server that serves no service: every method is UNIMPLEMENTED.
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::default())
+                .serve_with_incoming(incoming),
+        );
+        let err = CriClient::connect(&path).await.err().ok_or("connected")?;
+        assert!(matches!(err, CriError::NoSupportedVersion { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("neither CRI runtime.v1 nor runtime.v1alpha2"),
+            "{err}"
+        );
+        Ok(())
+    }
 }
