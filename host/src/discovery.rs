@@ -476,7 +476,9 @@ fn fingerprint(
             .collect::<BTreeMap<_, _>>()
             .hash(&mut h);
     }
-    liveness.hash(&mut h);
+    // Alive and "not checked yet" (first sight) hash alike, so a new container's first
+    // fetch is not followed by a second one only because liveness became known.
+    liveness.filter(|l| *l != Liveness::Alive).hash(&mut h);
     // 0 is reserved for "force a fetch".
     h.finish().max(1)
 }
@@ -687,9 +689,6 @@ impl Runner {
             let removed = self.table_write(|t| t.remove(&id, generation));
             events.extend(removed);
             self.state.forget(&id);
-            if self.state.tracked.is_empty() {
-                debug!(message = "No containers tracked.");
-            }
         }
         if full {
             let listed_ids: HashSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
@@ -946,6 +945,10 @@ mod tests {
         assert_ne!(
             base,
             fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Gone))
+        );
+        assert_eq!(
+            base,
+            fingerprint(&summary(CriState::Running, 0), None, None)
         );
         let sb = SandboxSummary {
             ready: true,
