@@ -137,6 +137,35 @@ async fn kill_9_gives_exit_code_137() -> Result<()> {
 }
 
 #[tokio::test]
+async fn an_exiting_container_reports_its_code_beside_a_live_pause() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let pod = cri.create_pod(&PodSpec::new("selftest-exit")).await?;
+    let short = cri
+        .run_container(&pod, &ContainerSpec::exits("short", 3, 200))
+        .await?;
+    let status = cri
+        .wait_state(&short, ContainerState::ContainerExited, START_TIMEOUT)
+        .await?;
+    ensure!(
+        status.exit_code == 3 && status.reason == "Error",
+        "exit {} ({})",
+        status.exit_code,
+        status.reason
+    );
+    ensure!(status.finished_at > status.started_at, "{status:?}");
+    let pause = cri.pause_pid(&pod).await?;
+    let cmdline = std::fs::read(format!("/proc/{pause}/cmdline"))?;
+    ensure!(
+        cmdline.starts_with(b"/pause"),
+        "pid {pause} is not the pause: {}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    cri.remove_pod(&pod).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn dropping_the_driver_removes_only_its_own_pods() -> Result<()> {
     let lab = Containerd::shared()?;
     let keeper = lab.cri().await?;
@@ -323,7 +352,10 @@ fn gannet_runs_and_failure_reports_carry_the_containerd_log() -> Result<()> {
     ensure!(version.stdout.starts_with("gannet "), "{version}");
 
     let lab = Containerd::shared()?;
-    let failed = Gannet::cmd(["no-such-command"]).lab(lab).run()?.failure()?;
+    let failed = lab.gannet(["no-such-command"]).run()?.failure()?;
+    ensure!(failed
+        .command
+        .ends_with(&format!("--socket {}", lab.socket().display())));
     let report = failed.to_string();
     for part in [
         "command: ",

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use super::cri::CriDriver;
+use super::gannet::{Gannet, GannetCmd};
 use super::{random_hex, tail};
 
 /// Env var naming the shared lab directory (set by `scripts/test.sh`).
@@ -158,7 +159,11 @@ impl Containerd {
                 watchdog: Some(watchdog),
             },
         };
-        run_script(&["up".as_ref(), lab.as_os_str()], Some(&lab))?;
+        run_script_with(
+            &["up".as_ref(), lab.as_os_str()],
+            Some(&lab),
+            image_cache().as_deref(),
+        )?;
         this.cgroup_root = read_cgroup_root(&lab)?;
         Ok(this)
     }
@@ -205,6 +210,16 @@ impl Containerd {
             self.log_path().display(),
             self.log_tail(LOG_TAIL_LINES)
         ))
+    }
+
+    /// A `gannet` command line aimed at this containerd: `args`, then `--socket <socket>`;
+    /// failure reports carry this lab's containerd log.
+    pub fn gannet<I, S>(&self, args: I) -> GannetCmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Gannet::cmd(args).socket(self)
     }
 
     /// A CRI driver connected to this containerd.
@@ -340,13 +355,34 @@ fn spawn_watchdog(lab: &Path) -> Result<Child> {
         .with_context(|| format!("starting the teardown watchdog for {}", lab.display()))
 }
 
+/// Prebuilt image archives a new lab can import instead of building its own (about 2 s):
+/// `GANNET_E2E_IMAGES`, else the shared lab's, if it has them.
+fn image_cache() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(IMAGES_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let shared = match std::env::var_os(LAB_ENV) {
+        Some(lab) if !lab.is_empty() => PathBuf::from(lab),
+        _ => SHARED.get()?.as_ref().ok()?.lab.clone(),
+    };
+    let images = shared.join("images");
+    (images.join("pause.tar").is_file() && images.join("busybox.tar").is_file()).then_some(images)
+}
+
 /// Runs the harness script; a failure reports the command, its output and the log tail.
 pub(super) fn run_script(args: &[&OsStr], lab: Option<&Path>) -> Result<()> {
+    run_script_with(args, lab, None)
+}
+
+/// [`run_script`] with `GANNET_E2E_IMAGES` set to `images` when given.
+fn run_script_with(args: &[&OsStr], lab: Option<&Path>, images: Option<&Path>) -> Result<()> {
     let script = script_path();
-    let output = Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .stdin(Stdio::null())
+    let mut command = Command::new("bash");
+    command.arg(&script).args(args).stdin(Stdio::null());
+    if let Some(images) = images {
+        command.env(IMAGES_ENV, images);
+    }
+    let output = command
         .output()
         .with_context(|| format!("running bash {}", script.display()))?;
     if output.status.success() {

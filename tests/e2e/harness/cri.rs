@@ -21,9 +21,9 @@ use k8s_cri::v1::{
     ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, KeyValue,
     LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
     LinuxSandboxSecurityContext, ListContainersRequest, ListPodSandboxRequest, Mount,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
-    StopPodSandboxRequest,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatus,
+    PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
 };
 use tonic::transport::Channel;
 
@@ -205,6 +205,16 @@ impl ContainerSpec {
     /// A container running [`SLEEPER_SCRIPT`].
     pub fn sleeper(name: &str) -> Self {
         Self::new(name, SLEEPER_SCRIPT)
+    }
+
+    /// A container that prints one line, sleeps `after_ms` milliseconds and exits with
+    /// `code` (CRI then reports it EXITED with that exit code).
+    pub fn exits(name: &str, code: i32, after_ms: u64) -> Self {
+        let seconds = format!("{}.{:03}", after_ms / 1000, after_ms % 1000);
+        Self::new(
+            name,
+            &format!("echo \"gannet-e2e: exiting with {code}\"; sleep {seconds}; exit {code}"),
+        )
     }
 
     /// Adds an env var.
@@ -601,6 +611,50 @@ impl CriDriver {
                 container.name,
                 container.id
             ),
+        }
+    }
+
+    /// PodSandboxStatus(verbose) and its decoded `info["info"]` JSON (`pid` of the pause,
+    /// `config`, `runtimeSpec`, ...).
+    ///
+    /// # Errors
+    /// When the call fails or the info is not JSON.
+    pub async fn pod_status_verbose(
+        &self,
+        pod: &Pod,
+    ) -> Result<(PodSandboxStatus, serde_json::Value)> {
+        let mut client = self.client();
+        let request = PodSandboxStatusRequest {
+            pod_sandbox_id: pod.id.clone(),
+            verbose: true,
+        };
+        let response = self
+            .call(
+                "PodSandboxStatus",
+                CALL_TIMEOUT,
+                client.pod_sandbox_status(request),
+            )
+            .await?;
+        let status = response
+            .status
+            .ok_or_else(|| anyhow!("PodSandboxStatus of {} has no status", pod.id))?;
+        let info = match response.info.get("info") {
+            Some(raw) => serde_json::from_str(raw)
+                .with_context(|| format!("PodSandboxStatus info of {} is not JSON", pod.id))?,
+            None => serde_json::Value::Null,
+        };
+        Ok((status, info))
+    }
+
+    /// The host pid of the pod's pause process.
+    ///
+    /// # Errors
+    /// When the sandbox has no live pause process.
+    pub async fn pause_pid(&self, pod: &Pod) -> Result<u32> {
+        let (_, info) = self.pod_status_verbose(pod).await?;
+        match info.get("pid").and_then(serde_json::Value::as_u64) {
+            Some(pid) if pid > 0 => Ok(u32::try_from(pid)?),
+            _ => bail!("pod {} ({}) has no pause pid: {info}", pod.name, pod.id),
         }
     }
 
