@@ -4,3 +4,5 @@
 mod harness;
 // Tests of the harness itself: pods run, kill -9 and restart behave, teardown is clean.
 mod harness_selftest;
+// Discovery against a real containerd: gannet list values, exits, removal, pid reuse, reconnect.
+mod discovery;
