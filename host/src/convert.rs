@@ -871,4 +871,35 @@ mod tests {
         assert_eq!(find_rootfs(&root, &dirs, "../c1"), None);
         Ok(())
     }
+
+    #[test]
+    fn docs_record_md_names_every_json_field() -> TestResult {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/record.md"),
+        )?;
+        let mut record = ContainerRecord::default();
+        record.mounts.push(Mount::default());
+        let json = serde_json::to_value(&record)?;
+        let mut keys: Vec<String> = Vec::new();
+        for (key, value) in json.as_object().into_iter().flatten() {
+            keys.push(key.clone());
+            let nested = match value {
+                Value::Array(items) => items.first(),
+                v @ Value::Object(_) if key != "labels" => Some(v),
+                _ => None,
+            };
+            if let Some(Value::Object(inner)) = nested {
+                keys.extend(inner.keys().cloned());
+            }
+        }
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| !doc.contains(&format!("| `{k}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/record.md does not document {missing:?}"
+        );
+        Ok(())
+    }
 }
