@@ -791,17 +791,18 @@ impl Runner {
                 let record = fetched.record;
                 let dead_but_cri_running =
                     record.state == ContainerState::Exited && record.exit_code.is_none();
-                if dead_but_cri_running && !t.suspect_dead {
+                if record.state == ContainerState::Unknown {
+                    // The runtime cannot tell (e.g. just after its restart): keep the last
+                    // record; the state change to RUNNING or EXITED changes the fingerprint.
+                    debug!(message = "Container state unknown; keeping its last record.", container_id = %id);
+                } else if dead_but_cri_running && !t.suspect_dead {
                     // CRI has not noticed the exit yet (or the pid was reused): look again
                     // next sync before removing, so the removal carries the exit code.
                     t.suspect_dead = true;
                     t.fingerprint = 0;
                 } else {
                     t.suspect_dead = false;
-                    let terminal = matches!(
-                        record.state,
-                        ContainerState::Exited | ContainerState::Unknown
-                    );
+                    let terminal = record.state == ContainerState::Exited;
                     if let Some(dir) = fetched.upper_dir {
                         self.state.upper_dirs.insert(id.clone(), dir);
                     }
