@@ -17,12 +17,12 @@ const ARTIFACT_EXT: &str = "cwasm";
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// Creating, reading or checking the directory failed.
-    #[error("plugin cache {path:?}: {source}; check the path or pass another --plugin-cache-dir")]
+    #[error("plugin cache {path:?}: {error}; check the path or pass another --plugin-cache-dir")]
     Io {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The directory is not private to the agent's user.
     #[error("plugin cache {path:?}: {problem}; make it owned by the agent's user with mode 0700")]
@@ -56,11 +56,21 @@ impl ArtifactCache {
     /// [`CacheError`] when the directory cannot be created or is not owned by this user
     /// with no group or other access.
     pub fn open(dir: &Path, engine_key: String) -> Result<Self, CacheError> {
-        let io = |source| CacheError::Io { path: dir.to_path_buf(), source };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+        let io = |error| CacheError::Io {
+            path: dir.to_path_buf(),
+            error,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
         let meta = std::fs::symlink_metadata(dir).map_err(io)?;
         if !meta.is_dir() {
-            return Err(CacheError::NotPrivate { path: dir.to_path_buf(), problem: "is not a directory".into() });
+            return Err(CacheError::NotPrivate {
+                path: dir.to_path_buf(),
+                problem: "is not a directory".into(),
+            });
         }
         if meta.uid() != effective_uid() {
             return Err(CacheError::NotPrivate {
@@ -74,7 +84,10 @@ impl ArtifactCache {
                 problem: format!("has mode {:o}", meta.mode() & 0o777),
             });
         }
-        Ok(Self { dir: dir.to_path_buf(), engine_key })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            engine_key,
+        })
     }
 
     /// The directory.
@@ -84,7 +97,8 @@ impl ArtifactCache {
 
     /// Where the artifact for `content_hash` lives.
     pub fn path_for(&self, content_hash: &str) -> PathBuf {
-        self.dir.join(format!("{content_hash}-{}.{ARTIFACT_EXT}", self.engine_key))
+        self.dir
+            .join(format!("{content_hash}-{}.{ARTIFACT_EXT}", self.engine_key))
     }
 
     /// The cached artifact for `content_hash`, if any.
@@ -98,10 +112,16 @@ impl ArtifactCache {
     /// [`CacheError::Io`] when the write fails.
     pub fn put(&self, content_hash: &str, artifact: &[u8]) -> Result<(), CacheError> {
         let path = self.path_for(content_hash);
-        let tmp = self.dir.join(format!(".{content_hash}.{}.tmp", std::process::id()));
-        let io = |source| CacheError::Io { path: tmp.clone(), source };
+        let tmp = self
+            .dir
+            .join(format!(".{content_hash}.{}.tmp", std::process::id()));
+        let io = |error| CacheError::Io {
+            path: tmp.clone(),
+            error,
+        };
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
         file.write_all(artifact).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
@@ -155,7 +175,10 @@ mod tests {
     fn open_directory_is_refused() -> Result<(), Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
-        let err = ArtifactCache::open(tmp.path(), "e1".into()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = ArtifactCache::open(tmp.path(), "e1".into())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("has mode 755"), "{err}");
         Ok(())
     }

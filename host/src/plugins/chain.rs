@@ -28,7 +28,10 @@ pub struct PluginChain {
 impl PluginChain {
     /// A chain of these plugins, run in the given order.
     pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Self {
-        Self { id: NEXT_CHAIN_ID.fetch_add(1, Ordering::Relaxed), plugins }
+        Self {
+            id: NEXT_CHAIN_ID.fetch_add(1, Ordering::Relaxed),
+            plugins,
+        }
     }
 
     /// A chain with no plugins: every record passes unchanged.
@@ -101,10 +104,16 @@ impl ChainRunner {
     }
 
     /// Sends `record` through `chain`.
-    pub fn run(&mut self, chain: &PluginChain, event: Lifecycle, mut record: ContainerRecord) -> ChainOutcome {
+    pub fn run(
+        &mut self,
+        chain: &PluginChain,
+        event: Lifecycle,
+        mut record: ContainerRecord,
+    ) -> ChainOutcome {
         if chain.id != self.last_chain {
             // A new generation: forget instances of plugins it no longer has.
-            self.instances.retain(|key, _| chain.plugins.iter().any(|p| plugin_key(p) == *key));
+            self.instances
+                .retain(|key, _| chain.plugins.iter().any(|p| plugin_key(p) == *key));
             self.last_chain = chain.id;
         }
         let mut destinations: Option<Vec<String>> = None;
@@ -145,7 +154,9 @@ impl ChainRunner {
             counters.calls.inc();
             let started = Instant::now();
             let outcome = instance.process(event, &mut record);
-            counters.call_duration.observe(started.elapsed().as_secs_f64());
+            counters
+                .call_duration
+                .observe(started.elapsed().as_secs_f64());
             match outcome {
                 CallOutcome::Pass => plugin.record_success(),
                 CallOutcome::Route(outputs) => {
@@ -156,7 +167,11 @@ impl ChainRunner {
                 CallOutcome::Drop => {
                     plugin.record_success();
                     counters.drops_intentional.inc();
-                    return ChainOutcome::Dropped { record, plugin: plugin.name().to_string(), intentional: true };
+                    return ChainOutcome::Dropped {
+                        record,
+                        plugin: plugin.name().to_string(),
+                        intentional: true,
+                    };
                 }
                 CallOutcome::Failed(failure) => {
                     plugin.count_failure(&failure);
@@ -175,11 +190,18 @@ impl ChainRunner {
                     plugin.record_failure(&message);
                     if plugin.sidecar().failure_policy == FailurePolicy::Drop {
                         counters.drops_failure.inc();
-                        return ChainOutcome::Dropped { record, plugin: plugin.name().to_string(), intentional: false };
+                        return ChainOutcome::Dropped {
+                            record,
+                            plugin: plugin.name().to_string(),
+                            intentional: false,
+                        };
                     }
                 }
             }
         }
-        ChainOutcome::Passed { record, destinations }
+        ChainOutcome::Passed {
+            record,
+            destinations,
+        }
     }
 }

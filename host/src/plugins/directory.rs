@@ -18,12 +18,12 @@ use super::plugin::{sidecar_hash, LoadError, LoadedPlugin, PluginInfo};
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     /// Listing the directory failed.
-    #[error("plugin directory {path:?}: {source}; create it or pass another --plugin-dir")]
+    #[error("plugin directory {path:?}: {error}; create it or pass another --plugin-dir")]
     List {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The engine refused the setup (a cache inside the plugin directory).
     #[error(transparent)]
@@ -46,7 +46,10 @@ pub struct ReloadSummary {
 /// # Errors
 /// [`DirectoryError::List`].
 pub fn list_plugins(dir: &Path) -> Result<Vec<PathBuf>, DirectoryError> {
-    let list = |source| DirectoryError::List { path: dir.to_path_buf(), source };
+    let list = |error| DirectoryError::List {
+        path: dir.to_path_buf(),
+        error,
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(list)?
         .filter_map(Result::ok)
@@ -104,10 +107,17 @@ impl PluginSet {
     ///
     /// # Errors
     /// The first [`LoadError`].
-    pub fn load_files(engine: PluginEngine, files: &[PathBuf], node_name: &str, metrics: PluginMetrics) -> Result<Self, LoadError> {
+    pub fn load_files(
+        engine: PluginEngine,
+        files: &[PathBuf],
+        node_name: &str,
+        metrics: PluginMetrics,
+    ) -> Result<Self, LoadError> {
         let mut plugins = Vec::new();
         for file in files {
-            plugins.push(Arc::new(LoadedPlugin::load(&engine, file, node_name, &metrics)?));
+            plugins.push(Arc::new(LoadedPlugin::load(
+                &engine, file, node_name, &metrics,
+            )?));
         }
         Ok(Self {
             engine,
@@ -145,7 +155,10 @@ impl PluginSet {
     }
 
     /// Builds a chain from the directory, reusing `previous`'s unchanged healthy plugins.
-    fn build_chain(&self, previous: &PluginChain) -> Result<(PluginChain, Vec<LoadError>), DirectoryError> {
+    fn build_chain(
+        &self,
+        previous: &PluginChain,
+    ) -> Result<(PluginChain, Vec<LoadError>), DirectoryError> {
         let Some(dir) = &self.dir else {
             return Ok((PluginChain::new(previous.plugins().to_vec()), Vec::new()));
         };
@@ -176,10 +189,16 @@ impl PluginSet {
             }
         }
         if let Some(cache) = self.engine.cache() {
-            let keep: HashSet<String> = plugins.iter().map(|p| p.content_hash().to_string()).collect();
+            let keep: HashSet<String> = plugins
+                .iter()
+                .map(|p| p.content_hash().to_string())
+                .collect();
             let removed = cache.retain(&keep);
             if removed > 0 {
-                tracing::debug!(message = "Stale plugin cache entries removed.", count = removed);
+                tracing::debug!(
+                    message = "Stale plugin cache entries removed.",
+                    count = removed
+                );
             }
         }
         Ok((PluginChain::new(plugins), errors))
@@ -194,8 +213,8 @@ impl PluginSet {
         let previous = self.current();
         let (chain, errors) = match self.build_chain(&previous) {
             Ok(built) => built,
-            Err(DirectoryError::List { path, source }) => {
-                return Err(vec![LoadError::Read { path, source }]);
+            Err(DirectoryError::List { path, error }) => {
+                return Err(vec![LoadError::Read { path, error }]);
             }
             Err(DirectoryError::Engine(e)) => return Err(vec![LoadError::Engine(e)]),
         };

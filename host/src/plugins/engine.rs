@@ -34,7 +34,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { cache_dir: None, enforce_limits: true }
+        Self {
+            cache_dir: None,
+            enforce_limits: true,
+        }
     }
 }
 
@@ -71,7 +74,9 @@ pub enum EngineError {
         path: PathBuf,
     },
     /// Cranelift refused the component.
-    #[error("plugin {path:?}: does not compile: {message}; rebuild it against gannet:plugin@0.1.0")]
+    #[error(
+        "plugin {path:?}: does not compile: {message}; rebuild it against gannet:plugin@0.1.0"
+    )]
     Compile {
         /// The file.
         path: PathBuf,
@@ -101,7 +106,9 @@ pub struct PluginEngine {
 
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEngine").field("options", &self.inner.options).finish()
+        f.debug_struct("PluginEngine")
+            .field("options", &self.inner.options)
+            .finish()
     }
 }
 
@@ -117,14 +124,17 @@ impl PluginEngine {
     /// # Errors
     /// [`EngineError::Setup`] or [`EngineError::Cache`].
     pub fn new(options: EngineOptions) -> Result<Self, EngineError> {
-        let setup = |e: wasmtime::Error| EngineError::Setup { message: one_line(&e) };
+        let setup = |e: wasmtime::Error| EngineError::Setup {
+            message: one_line(&e),
+        };
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(options.enforce_limits);
         let engine = Engine::new(&config).map_err(setup)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(setup)?;
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(setup)?;
         let engine_key = engine_key(&engine);
         let cache = match &options.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir, engine_key.clone())?),
@@ -133,7 +143,15 @@ impl PluginEngine {
         if options.enforce_limits {
             spawn_epoch_ticker(&engine);
         }
-        Ok(Self { inner: Arc::new(EngineInner { engine, linker, cache, options, engine_key }) })
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                engine,
+                linker,
+                cache,
+                options,
+                engine_key,
+            }),
+        })
     }
 
     /// The wasmtime engine.
@@ -172,7 +190,10 @@ impl PluginEngine {
         let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let (c, p) = (canon(cache.dir()), canon(plugin_dir));
         if c.starts_with(&p) {
-            return Err(EngineError::CacheInsidePluginDir { cache: c, plugins: p });
+            return Err(EngineError::CacheInsidePluginDir {
+                cache: c,
+                plugins: p,
+            });
         }
         Ok(())
     }
@@ -182,7 +203,12 @@ impl PluginEngine {
     ///
     /// # Errors
     /// [`EngineError::NotWasm`], [`EngineError::NotComponent`] or [`EngineError::Compile`].
-    pub fn compile(&self, path: &Path, bytes: &[u8], hash: &str) -> Result<(Component, bool), EngineError> {
+    pub fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<(Component, bool), EngineError> {
         check_header(path, bytes)?;
         if let Some(cache) = &self.inner.cache {
             if let Some(artifact) = cache.get(hash) {
@@ -202,10 +228,11 @@ impl PluginEngine {
                 }
             }
         }
-        let component = Component::new(&self.inner.engine, bytes).map_err(|e| EngineError::Compile {
-            path: path.to_path_buf(),
-            message: one_line(&e),
-        })?;
+        let component =
+            Component::new(&self.inner.engine, bytes).map_err(|e| EngineError::Compile {
+                path: path.to_path_buf(),
+                message: one_line(&e),
+            })?;
         if let Some(cache) = &self.inner.cache {
             match component.serialize() {
                 Ok(artifact) => {
@@ -228,10 +255,14 @@ impl PluginEngine {
 /// layer 1 for a component (a core module has version 1, layer 0).
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(EngineError::NotWasm { path: path.to_path_buf() });
+        return Err(EngineError::NotWasm {
+            path: path.to_path_buf(),
+        });
     }
     if bytes[6..8] != [1, 0] {
-        return Err(EngineError::NotComponent { path: path.to_path_buf() });
+        return Err(EngineError::NotComponent {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -252,13 +283,15 @@ pub fn wasmtime_version() -> &'static str {
 /// Advances the epoch every [`EPOCH_TICK`] while the engine lives; exits when it is dropped.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new().name("gannet-epoch".into()).spawn(move || loop {
-        std::thread::sleep(EPOCH_TICK);
-        match weak.upgrade() {
-            Some(engine) => engine.increment_epoch(),
-            None => break,
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("gannet-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
     if let Err(error) = spawned {
         tracing::error!(message = "Epoch ticker thread failed to start; deadlines will not fire.", %error);
     }
@@ -271,20 +304,32 @@ mod tests {
     #[test]
     fn core_module_header_is_refused() {
         let core = b"\0asm\x01\0\0\0";
-        let err = check_header(Path::new("x.wasm"), core).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = check_header(Path::new("x.wasm"), core)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert_eq!(
             err,
             "plugin \"x.wasm\": a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2 --release`"
         );
         let component = b"\0asm\x0d\0\x01\0";
         assert!(check_header(Path::new("x.wasm"), component).is_ok());
-        assert!(matches!(check_header(Path::new("x.wasm"), b"hello"), Err(EngineError::NotWasm { .. })));
+        assert!(matches!(
+            check_header(Path::new("x.wasm"), b"hello"),
+            Err(EngineError::NotWasm { .. })
+        ));
     }
 
     #[test]
     fn engine_key_depends_on_configuration() -> Result<(), EngineError> {
-        let with = PluginEngine::new(EngineOptions { cache_dir: None, enforce_limits: true })?;
-        let without = PluginEngine::new(EngineOptions { cache_dir: None, enforce_limits: false })?;
+        let with = PluginEngine::new(EngineOptions {
+            cache_dir: None,
+            enforce_limits: true,
+        })?;
+        let without = PluginEngine::new(EngineOptions {
+            cache_dir: None,
+            enforce_limits: false,
+        })?;
         assert_ne!(with.engine_key(), without.engine_key());
         assert!(with.engine_key().starts_with("48.0.8_"));
         Ok(())

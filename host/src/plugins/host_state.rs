@@ -68,7 +68,11 @@ fn apply_map(base: &mut BTreeMap<String, String>, changes: &mut MapChanges) {
 }
 
 /// One value as the call sees it: the change log first, then the record.
-fn lookup<'a>(base: &'a BTreeMap<String, String>, changes: &'a MapChanges, key: &str) -> Option<&'a String> {
+fn lookup<'a>(
+    base: &'a BTreeMap<String, String>,
+    changes: &'a MapChanges,
+    key: &str,
+) -> Option<&'a String> {
     match changes.get(key) {
         Some(change) => change.as_ref(),
         None => base.get(key),
@@ -91,11 +95,16 @@ fn merged(base: &BTreeMap<String, String>, changes: &MapChanges) -> Vec<(String,
             }
         }
     }
-    all.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    all.into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn key_values(pairs: Vec<(String, String)>) -> Vec<types::KeyValue> {
-    pairs.into_iter().map(|(key, value)| types::KeyValue { key, value }).collect()
+    pairs
+        .into_iter()
+        .map(|(key, value)| types::KeyValue { key, value })
+        .collect()
 }
 
 /// A memory limiter that remembers whether it refused a growth, so a failed call can be
@@ -111,12 +120,20 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// A limiter allowing at most `limit_bytes` per memory.
     pub fn new(limit_bytes: Option<usize>) -> Self {
-        Self { limit_bytes, hit: false }
+        Self {
+            limit_bytes,
+            hit: false,
+        }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let within_max = maximum.is_none_or(|max| desired <= max);
         let within_limit = self.limit_bytes.is_none_or(|limit| desired <= limit);
         if !within_limit {
@@ -125,7 +142,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(within_max && within_limit)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; 100k entries is far beyond any real plugin.
         const MAX_TABLE_ELEMENTS: usize = 100_000;
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
@@ -145,7 +167,9 @@ pub struct LogLimiter {
 
 impl Default for LogLimiter {
     fn default() -> Self {
-        Self { bucket: Mutex::new((LOG_BURST_LINES, Instant::now())) }
+        Self {
+            bucket: Mutex::new((LOG_BURST_LINES, Instant::now())),
+        }
     }
 }
 
@@ -157,7 +181,8 @@ impl LogLimiter {
         };
         let (tokens, last) = &mut *guard;
         let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * LOG_LINES_PER_SEC).min(LOG_BURST_LINES);
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * LOG_LINES_PER_SEC)
+            .min(LOG_BURST_LINES);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -248,7 +273,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -370,7 +398,10 @@ impl container::HostContainer for HostState {
     }
     fn label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
         let record = self.check(&h)?;
-        Ok(keys.iter().map(|k| lookup(&record.labels, &self.overlay.labels, k).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| lookup(&record.labels, &self.overlay.labels, k).cloned())
+            .collect())
     }
     fn labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         let record = self.check(&h)?;
@@ -383,13 +414,19 @@ impl container::HostContainer for HostState {
         self.values(&h, keys, |r| &r.k8s.pod_labels)
     }
     fn pod_labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(&self.check(&h)?.k8s.pod_labels, &MapChanges::new())))
+        Ok(key_values(merged(
+            &self.check(&h)?.k8s.pod_labels,
+            &MapChanges::new(),
+        )))
     }
     fn annotation(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.annotations.get(&key).cloned())
     }
     fn annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(&self.check(&h)?.annotations, &MapChanges::new())))
+        Ok(key_values(merged(
+            &self.check(&h)?.annotations,
+            &MapChanges::new(),
+        )))
     }
     fn pod_annotation(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.k8s.pod_annotations.get(&key).cloned())
@@ -398,7 +435,10 @@ impl container::HostContainer for HostState {
         self.values(&h, keys, |r| &r.k8s.pod_annotations)
     }
     fn pod_annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(&self.check(&h)?.k8s.pod_annotations, &MapChanges::new())))
+        Ok(key_values(merged(
+            &self.check(&h)?.k8s.pod_annotations,
+            &MapChanges::new(),
+        )))
     }
     fn env(&mut self, h: Handle, name: String) -> R<Option<String>> {
         let record = self.check(&h)?;
@@ -406,12 +446,19 @@ impl container::HostContainer for HostState {
     }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
         let record = self.check(&h)?;
-        Ok(merged(&record.env, &self.overlay.env).into_iter().map(|(k, _)| k).collect())
+        Ok(merged(&record.env, &self.overlay.env)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
     fn env_matching(&mut self, h: Handle, patterns: Vec<String>) -> R<Vec<types::KeyValue>> {
         let record = self.check(&h)?;
         let all = merged(&record.env, &self.overlay.env);
-        Ok(key_values(all.into_iter().filter(|(k, _)| any_match(&patterns, k)).collect()))
+        Ok(key_values(
+            all.into_iter()
+                .filter(|(k, _)| any_match(&patterns, k))
+                .collect(),
+        ))
     }
     fn envs(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         let record = self.check(&h)?;
@@ -544,7 +591,10 @@ mod tests {
         overlay.env.insert("B".into(), Some("***".into()));
         overlay.tags.insert("team".into(), Some("x".into()));
         assert_eq!(lookup(&record.env, &overlay.env, "A"), None);
-        assert_eq!(merged(&record.env, &overlay.env), vec![("B".to_string(), "***".to_string())]);
+        assert_eq!(
+            merged(&record.env, &overlay.env),
+            vec![("B".to_string(), "***".to_string())]
+        );
         overlay.apply(&mut record);
         assert!(overlay.is_empty());
         assert_eq!(record.env.get("A"), None);

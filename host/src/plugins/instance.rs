@@ -131,16 +131,27 @@ impl PluginInstance {
         limits: InstanceLimits,
         config_json: &str,
     ) -> Result<Self, InitFailure> {
-        let handle = store.data_mut().push_handle().map_err(|e| InitFailure::Trap(one_line(&e)))?;
+        let handle = store
+            .data_mut()
+            .push_handle()
+            .map_err(|e| InitFailure::Trap(one_line(&e)))?;
         if let Some(deadline) = limits.call_deadline {
             store.set_epoch_deadline(init_deadline_ticks(deadline));
         }
-        match bindings.gannet_plugin_handler().call_init(&mut store, config_json) {
+        match bindings
+            .gannet_plugin_handler()
+            .call_init(&mut store, config_json)
+        {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(InitFailure::Rejected(message)),
             Err(error) => return Err(InitFailure::Trap(classify(&store, &error).to_string())),
         }
-        Ok(Self { store, bindings, handle, deadline_ticks: limits.call_deadline.map(deadline_ticks) })
+        Ok(Self {
+            store,
+            bindings,
+            handle,
+            deadline_ticks: limits.call_deadline.map(deadline_ticks),
+        })
     }
 
     /// Runs `process` on `record`. On `ok` the call's changes are applied to `record`; on
@@ -155,10 +166,11 @@ impl PluginInstance {
             self.store.set_epoch_deadline(ticks);
         }
         let borrow = Resource::<ContainerHandle>::new_borrow(self.handle.rep());
-        let result = self
-            .bindings
-            .gannet_plugin_handler()
-            .call_process(&mut self.store, to_wit_lifecycle(event), borrow);
+        let result = self.bindings.gannet_plugin_handler().call_process(
+            &mut self.store,
+            to_wit_lifecycle(event),
+            borrow,
+        );
         let outcome = match result {
             Ok(Ok(verdict)) => {
                 let data = self.store.data_mut();

@@ -77,7 +77,11 @@ impl PluginMetrics {
     /// Creates the families and registers them into `registry` as `gannet_plugin_*`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register("gannet_plugin_calls", "Plugin process calls", m.calls.clone());
+        registry.register(
+            "gannet_plugin_calls",
+            "Plugin process calls",
+            m.calls.clone(),
+        );
         registry.register(
             "gannet_plugin_drops",
             "Records dropped at a plugin; intentional=true for its own drop verdict",
@@ -89,9 +93,21 @@ impl PluginMetrics {
             "Failed plugin calls by kind (err, trap, memory, init)",
             m.errors.clone(),
         );
-        registry.register("gannet_plugin_timeouts", "Plugin calls stopped at their deadline", m.timeouts.clone());
-        registry.register("gannet_plugin_quarantines", "Times a plugin was quarantined", m.quarantines.clone());
-        registry.register("gannet_plugin_quarantined", "1 while the plugin is quarantined", m.quarantined.clone());
+        registry.register(
+            "gannet_plugin_timeouts",
+            "Plugin calls stopped at their deadline",
+            m.timeouts.clone(),
+        );
+        registry.register(
+            "gannet_plugin_quarantines",
+            "Times a plugin was quarantined",
+            m.quarantines.clone(),
+        );
+        registry.register(
+            "gannet_plugin_quarantined",
+            "1 while the plugin is quarantined",
+            m.quarantined.clone(),
+        );
         registry.register(
             "gannet_plugin_log_lines_dropped",
             "Plugin log lines dropped by the rate limit",
@@ -107,23 +123,46 @@ impl PluginMetrics {
 
     /// The handles of one plugin, fetched once.
     pub fn counters(&self, plugin: &str) -> PluginCounters {
-        let p = || PluginLabel { plugin: plugin.to_string() };
-        let err = |kind| ErrorLabels { plugin: plugin.to_string(), kind };
-        let drop = |intentional| DropLabels { plugin: plugin.to_string(), intentional };
+        let p = || PluginLabel {
+            plugin: plugin.to_string(),
+        };
+        let err = |kind| ErrorLabels {
+            plugin: plugin.to_string(),
+            kind,
+        };
+        let drop = |intentional| DropLabels {
+            plugin: plugin.to_string(),
+            intentional,
+        };
+        // One statement per handle: `get_or_create` returns a read guard, and a second
+        // call on the same family while it is held would deadlock on the write lock.
+        let calls = self.calls.get_or_create(&p()).clone();
+        let drops_intentional = self.drops.get_or_create(&drop("true")).clone();
+        let drops_failure = self.drops.get_or_create(&drop("false")).clone();
+        let routes = self.routes.get_or_create(&p()).clone();
+        let errors_err = self.errors.get_or_create(&err("err")).clone();
+        let errors_trap = self.errors.get_or_create(&err("trap")).clone();
+        let errors_memory = self.errors.get_or_create(&err("memory")).clone();
+        let errors_init = self.errors.get_or_create(&err("init")).clone();
+        let timeouts = self.timeouts.get_or_create(&p()).clone();
+        let quarantines = self.quarantines.get_or_create(&p()).clone();
+        let quarantined = self.quarantined.get_or_create(&p()).clone();
+        let log_lines_dropped = self.log_lines_dropped.get_or_create(&p()).clone();
+        let call_duration = self.call_duration.get_or_create(&p()).clone();
         PluginCounters {
-            calls: self.calls.get_or_create(&p()).clone(),
-            drops_intentional: self.drops.get_or_create(&drop("true")).clone(),
-            drops_failure: self.drops.get_or_create(&drop("false")).clone(),
-            routes: self.routes.get_or_create(&p()).clone(),
-            errors_err: self.errors.get_or_create(&err("err")).clone(),
-            errors_trap: self.errors.get_or_create(&err("trap")).clone(),
-            errors_memory: self.errors.get_or_create(&err("memory")).clone(),
-            errors_init: self.errors.get_or_create(&err("init")).clone(),
-            timeouts: self.timeouts.get_or_create(&p()).clone(),
-            quarantines: self.quarantines.get_or_create(&p()).clone(),
-            quarantined: self.quarantined.get_or_create(&p()).clone(),
-            log_lines_dropped: self.log_lines_dropped.get_or_create(&p()).clone(),
-            call_duration: self.call_duration.get_or_create(&p()).clone(),
+            calls,
+            drops_intentional,
+            drops_failure,
+            routes,
+            errors_err,
+            errors_trap,
+            errors_memory,
+            errors_init,
+            timeouts,
+            quarantines,
+            quarantined,
+            log_lines_dropped,
+            call_duration,
         }
     }
 }
@@ -173,7 +212,10 @@ mod tests {
         c.drops_intentional.inc();
         let mut text = String::new();
         encode(&mut text, &registry)?;
-        assert!(text.contains("gannet_plugin_calls_total{plugin=\"10-filter\"} 1"), "{text}");
+        assert!(
+            text.contains("gannet_plugin_calls_total{plugin=\"10-filter\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("gannet_plugin_drops_total{plugin=\"10-filter\",intentional=\"true\"} 1"),
             "{text}"

@@ -23,7 +23,9 @@ mod wit;
 pub use cache::{ArtifactCache, CacheError};
 pub use chain::{ChainOutcome, ChainRunner, PluginChain};
 pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
-pub use engine::{content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK};
+pub use engine::{
+    content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK,
+};
 pub use instance::{CallFailure, CallOutcome, InitFailure};
 pub use metrics::{PluginCounters, PluginMetrics};
 pub use plugin::{summarize, ComponentSummary, LoadError, LoadedPlugin, PluginInfo, PluginState};

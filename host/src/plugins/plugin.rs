@@ -16,7 +16,9 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::engine::{content_hash, one_line, EngineError, PluginEngine};
 use super::host_state::{HostState, LogLimiter, PluginContext};
-use super::instance::{init_deadline_ticks, CallFailure, InitFailure, InstanceLimits, PluginInstance};
+use super::instance::{
+    init_deadline_ticks, CallFailure, InitFailure, InstanceLimits, PluginInstance,
+};
 use super::metrics::PluginMetrics;
 use super::sidecar::{Sidecar, SidecarError};
 use super::stderr::LogStderr;
@@ -26,12 +28,12 @@ use super::wit::{PluginPre, WIT_PACKAGE, WIT_VERSION};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("plugin {path:?}: cannot read it: {source}")]
+    #[error("plugin {path:?}: cannot read it: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Its sidecar is bad.
     #[error(transparent)]
@@ -48,7 +50,9 @@ pub enum LoadError {
         message: String,
     },
     /// A sidecar grant cannot be given (a directory that does not exist).
-    #[error("plugin {path:?}: grant {grant:?} cannot be given: {message}; fix grants in its sidecar")]
+    #[error(
+        "plugin {path:?}: grant {grant:?} cannot be given: {message}; fix grants in its sidecar"
+    )]
     Grant {
         /// The file.
         path: PathBuf,
@@ -123,11 +127,14 @@ pub fn summarize(engine: &PluginEngine, component: &Component) -> ComponentSumma
         }
         match &ext.ty {
             ComponentItem::ComponentInstance(instance) => {
-                for (func, _) in instance.exports(e) {
-                    summary.exports.push(format!("{name}.{func}"));
+                for (func, item) in instance.exports(e) {
+                    if matches!(item.ty, ComponentItem::ComponentFunc(_)) {
+                        summary.exports.push(format!("{name}.{func}"));
+                    }
                 }
             }
-            _ => summary.exports.push(name.to_string()),
+            ComponentItem::ComponentFunc(_) => summary.exports.push(name.to_string()),
+            _ => {}
         }
     }
     for (name, _) in ty.imports(e) {
@@ -155,6 +162,7 @@ pub struct LoadedPlugin {
     hash: String,
     sidecar_text_hash: Option<String>,
     wit_version: String,
+    summary: ComponentSummary,
     sidecar: Sidecar,
     env_grants: Vec<(String, String)>,
     pre: PluginPre<HostState>,
@@ -162,22 +170,31 @@ pub struct LoadedPlugin {
     context: Arc<PluginContext>,
     health: Health,
     from_cache: bool,
+    /// The instance that proved the plugin starts at load; handed to the first runner.
+    spare: Mutex<Option<PluginInstance>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("name", &self.name).field("file", &self.file).finish()
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("file", &self.file)
+            .finish()
     }
 }
 
 /// The name of a plugin: its file stem (`10-filter` for `10-filter.wasm`).
 pub fn plugin_name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The hash of a plugin's sidecar text, if it has one (used to spot sidecar changes).
 pub fn sidecar_hash(wasm: &Path) -> Option<String> {
-    std::fs::read(Sidecar::path_for(wasm)).ok().map(|b| content_hash(&b))
+    std::fs::read(Sidecar::path_for(wasm))
+        .ok()
+        .map(|b| content_hash(&b))
 }
 
 impl LoadedPlugin {
@@ -185,7 +202,12 @@ impl LoadedPlugin {
     ///
     /// # Errors
     /// [`LoadError`] naming the file and the reason.
-    pub fn load(engine: &PluginEngine, path: &Path, node_name: &str, metrics: &PluginMetrics) -> Result<Self, LoadError> {
+    pub fn load(
+        engine: &PluginEngine,
+        path: &Path,
+        node_name: &str,
+        metrics: &PluginMetrics,
+    ) -> Result<Self, LoadError> {
         let sidecar = Sidecar::load_optional(&Sidecar::path_for(path))?;
         Self::load_with_sidecar(engine, path, sidecar, node_name, metrics)
     }
@@ -201,13 +223,26 @@ impl LoadedPlugin {
         node_name: &str,
         metrics: &PluginMetrics,
     ) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
         let hash = content_hash(&bytes);
         let (component, from_cache) = engine.compile(path, &bytes, &hash)?;
-        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld { path: path.to_path_buf(), message: one_line(&e) };
-        let instance_pre = engine.linker().instantiate_pre(&component).map_err(wrong_world)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            path: path.to_path_buf(),
+            message: one_line(&e),
+        };
+        let instance_pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
         let pre = PluginPre::new(instance_pre).map_err(wrong_world)?;
-        let wit_version = summarize(engine, &component).wit_version.unwrap_or_else(|| WIT_VERSION.to_string());
+        let summary = summarize(engine, &component);
+        let wit_version = summary
+            .wit_version
+            .clone()
+            .unwrap_or_else(|| WIT_VERSION.to_string());
         let mut env_grants = Vec::new();
         for name in &sidecar.grants.env {
             // Absent vars are simply not passed; values are never logged.
@@ -226,8 +261,13 @@ impl LoadedPlugin {
             name,
             file: path.to_path_buf(),
             hash,
-            sidecar_text_hash: sidecar.path.as_deref().and_then(|p| std::fs::read(p).ok()).map(|b| content_hash(&b)),
+            sidecar_text_hash: sidecar
+                .path
+                .as_deref()
+                .and_then(|p| std::fs::read(p).ok())
+                .map(|b| content_hash(&b)),
             wit_version,
+            summary,
             sidecar,
             env_grants,
             pre,
@@ -235,6 +275,7 @@ impl LoadedPlugin {
             context,
             health: Health::default(),
             from_cache,
+            spare: Mutex::new(None),
         };
         for dir in &plugin.sidecar.grants.read_only_dirs {
             if !dir.host.is_dir() {
@@ -245,39 +286,65 @@ impl LoadedPlugin {
                 });
             }
         }
-        // Prove the plugin starts: instantiate and run `init` once.
-        plugin
-            .new_instance()
-            .map_err(|failure| LoadError::Init { path: path.to_path_buf(), failure })?;
+        // Prove the plugin starts: instantiate and run `init` once; keep that instance.
+        let first = plugin.start_instance().map_err(|failure| LoadError::Init {
+            path: path.to_path_buf(),
+            failure,
+        })?;
+        if let Ok(mut spare) = plugin.spare.lock() {
+            *spare = Some(first);
+        }
         plugin.context.counters.quarantined.set(0);
         Ok(plugin)
     }
 
-    /// Creates and `init`s a fresh instance from the pre-instantiated component.
+    /// An instance ready for calls: the one made at load if still unused, else a fresh one.
     ///
     /// # Errors
     /// [`InitFailure`] when instantiation or `init` fails.
     pub fn new_instance(&self) -> Result<PluginInstance, InitFailure> {
+        if let Some(instance) = self.spare.lock().ok().and_then(|mut s| s.take()) {
+            return Ok(instance);
+        }
+        self.start_instance()
+    }
+
+    /// Creates and `init`s a fresh instance from the pre-instantiated component.
+    fn start_instance(&self) -> Result<PluginInstance, InitFailure> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(LogStderr::new(self.context.clone()));
         for (name, value) in &self.env_grants {
             wasi.env(name, value);
         }
         for dir in &self.sidecar.grants.read_only_dirs {
-            let guest = dir.guest.clone().unwrap_or_else(|| dir.host.display().to_string());
+            let guest = dir
+                .guest
+                .clone()
+                .unwrap_or_else(|| dir.host.display().to_string());
             wasi.preopened_dir(&dir.host, guest, FsPerms::ReadOnly)
-                .map_err(|e| InitFailure::Trap(format!("read-only dir {:?}: {}", dir.host, one_line(&e))))?;
+                .map_err(|e| {
+                    InitFailure::Trap(format!("read-only dir {:?}: {}", dir.host, one_line(&e)))
+                })?;
         }
         let enforce = self.engine.enforces_limits();
-        let limit = enforce.then(|| usize::try_from(self.sidecar.memory_limit_bytes).unwrap_or(usize::MAX));
-        let mut store = Store::new(self.engine.engine(), HostState::new(wasi.build(), limit, self.context.clone()));
-        let limits = InstanceLimits { call_deadline: enforce.then_some(self.sidecar.call_deadline) };
+        let limit =
+            enforce.then(|| usize::try_from(self.sidecar.memory_limit_bytes).unwrap_or(usize::MAX));
+        let mut store = Store::new(
+            self.engine.engine(),
+            HostState::new(wasi.build(), limit, self.context.clone()),
+        );
+        let limits = InstanceLimits {
+            call_deadline: enforce.then_some(self.sidecar.call_deadline),
+        };
         if enforce {
             store.limiter(|s| &mut s.limiter);
             // Instantiation runs start functions: bound it like `init`.
             store.set_epoch_deadline(init_deadline_ticks(self.sidecar.call_deadline));
         }
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| InitFailure::Trap(one_line(&e)))?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| InitFailure::Trap(one_line(&e)))?;
         PluginInstance::start(store, bindings, limits, &self.sidecar.config_json)
     }
 
@@ -299,6 +366,11 @@ impl LoadedPlugin {
     /// SHA-256 of its sidecar text, if it has one.
     pub fn sidecar_text_hash(&self) -> Option<&str> {
         self.sidecar_text_hash.as_deref()
+    }
+
+    /// Its imports and exports.
+    pub fn summary(&self) -> &ComponentSummary {
+        &self.summary
     }
 
     /// Its settings.
@@ -334,8 +406,14 @@ impl LoadedPlugin {
         if let Ok(mut last) = self.health.last_error.lock() {
             *last = Some(failure.to_string());
         }
-        let streak = self.health.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if streak >= self.sidecar.quarantine_after_failures && !self.health.quarantined.swap(true, Ordering::Relaxed) {
+        let streak = self
+            .health
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if streak >= self.sidecar.quarantine_after_failures
+            && !self.health.quarantined.swap(true, Ordering::Relaxed)
+        {
             self.context.counters.quarantines.inc();
             self.context.counters.quarantined.set(1);
             tracing::error!(
@@ -367,7 +445,11 @@ impl LoadedPlugin {
             file: self.file.clone(),
             content_hash: self.hash.clone(),
             wit_version: self.wit_version.clone(),
-            state: if self.is_quarantined() { PluginState::Quarantined } else { PluginState::Active },
+            state: if self.is_quarantined() {
+                PluginState::Quarantined
+            } else {
+                PluginState::Active
+            },
             last_error: self.health.last_error.lock().ok().and_then(|g| g.clone()),
         }
     }

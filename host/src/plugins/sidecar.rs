@@ -98,6 +98,16 @@ pub struct Sidecar {
     pub grants: Grants,
 }
 
+impl FailurePolicy {
+    /// The lowercase name used in sidecars.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Drop => "drop",
+        }
+    }
+}
+
 impl Default for Sidecar {
     fn default() -> Self {
         Self {
@@ -116,15 +126,17 @@ impl Default for Sidecar {
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
     /// The file could not be read.
-    #[error("sidecar {path:?}: cannot read it: {source}")]
+    #[error("sidecar {path:?}: cannot read it: {error}")]
     Read {
         /// The sidecar.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax, an unknown key or a wrong type.
-    #[error("sidecar {path:?}: {message} (line {line}); fix the key or its type (see docs/plugins.md)")]
+    #[error(
+        "sidecar {path:?}: {message} (line {line}); fix the key or its type (see docs/plugins.md)"
+    )]
     Parse {
         /// The sidecar.
         path: PathBuf,
@@ -159,7 +171,10 @@ impl Sidecar {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(SidecarError::Read { path: path.to_path_buf(), source }),
+            Err(error) => Err(SidecarError::Read {
+                path: path.to_path_buf(),
+                error,
+            }),
         }
     }
 
@@ -168,8 +183,10 @@ impl Sidecar {
     /// # Errors
     /// As [`Sidecar::load_optional`], plus a missing file.
     pub fn load(path: &Path) -> Result<Self, SidecarError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SidecarError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|error| SidecarError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -189,9 +206,15 @@ impl Sidecar {
                 line,
             }
         })?;
-        let invalid = |field, problem: String| SidecarError::Invalid { path: path.to_path_buf(), field, problem };
+        let invalid = |field, problem: String| SidecarError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            problem,
+        };
         let defaults = Self::default();
-        let memory_limit_bytes = file.memory_limit_bytes.unwrap_or(defaults.memory_limit_bytes);
+        let memory_limit_bytes = file
+            .memory_limit_bytes
+            .unwrap_or(defaults.memory_limit_bytes);
         if memory_limit_bytes < MIN_MEMORY_LIMIT_BYTES {
             return Err(invalid(
                 "memory_limit_bytes",
@@ -213,22 +236,32 @@ impl Sidecar {
                 ),
             ));
         }
-        let quarantine_after_failures = file.quarantine_after_failures.unwrap_or(defaults.quarantine_after_failures);
+        let quarantine_after_failures = file
+            .quarantine_after_failures
+            .unwrap_or(defaults.quarantine_after_failures);
         if quarantine_after_failures == 0 {
-            return Err(invalid("quarantine_after_failures", "is 0; set at least 1".to_string()));
+            return Err(invalid(
+                "quarantine_after_failures",
+                "is 0; set at least 1".to_string(),
+            ));
         }
         for (i, dir) in file.grants.read_only_dirs.iter().enumerate() {
             if !dir.host.is_absolute() {
                 return Err(invalid(
                     "grants.read_only_dirs",
-                    format!("entry {i}: host path {:?} is relative; use an absolute path", dir.host),
+                    format!(
+                        "entry {i}: host path {:?} is relative; use an absolute path",
+                        dir.host
+                    ),
                 ));
             }
             if let Some(guest) = &dir.guest {
                 if !guest.starts_with('/') {
                     return Err(invalid(
                         "grants.read_only_dirs",
-                        format!("entry {i}: guest path {guest:?} is relative; use an absolute path"),
+                        format!(
+                            "entry {i}: guest path {guest:?} is relative; use an absolute path"
+                        ),
                     ));
                 }
             }
@@ -242,7 +275,8 @@ impl Sidecar {
             }
         }
         let config_json = match &file.config {
-            Some(table) => serde_json::to_string(table).map_err(|e| invalid("config", format!("cannot be turned into JSON: {e}")))?,
+            Some(table) => serde_json::to_string(table)
+                .map_err(|e| invalid("config", format!("cannot be turned into JSON: {e}")))?,
             None => "{}".to_string(),
         };
         Ok(Self {
@@ -284,7 +318,10 @@ read_only_dirs = [{ host = "/etc/ssl", guest = "/ssl" }]
         assert_eq!(s.call_deadline, Duration::from_millis(250));
         assert_eq!(s.quarantine_after_failures, 3);
         assert_eq!(s.grants.env, vec!["CLUSTER_NAME".to_string()]);
-        assert_eq!(s.config_json, r#"{"default_team":"none","namespaces":["prod"]}"#);
+        assert_eq!(
+            s.config_json,
+            r#"{"default_team":"none","namespaces":["prod"]}"#
+        );
         Ok(())
     }
 
@@ -298,11 +335,17 @@ read_only_dirs = [{ host = "/etc/ssl", guest = "/ssl" }]
 
     #[test]
     fn unknown_key_names_file_field_and_line() {
-        let err = Sidecar::parse(Path::new("/p/10-a.toml"), "failure_policy = \"pass\"\nmemroy = 5\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.starts_with("sidecar \"/p/10-a.toml\": unknown field `memroy`"), "{err}");
+        let err = Sidecar::parse(
+            Path::new("/p/10-a.toml"),
+            "failure_policy = \"pass\"\nmemroy = 5\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.starts_with("sidecar \"/p/10-a.toml\": unknown field `memroy`"),
+            "{err}"
+        );
         assert!(err.contains("(line 2)"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
@@ -331,15 +374,21 @@ read_only_dirs = [{ host = "/etc/ssl", guest = "/ssl" }]
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("field `call_deadline_ms` is 5 ms, shorter than two epoch ticks"), "{err}");
+        assert!(
+            err.contains("field `call_deadline_ms` is 5 ms, shorter than two epoch ticks"),
+            "{err}"
+        );
     }
 
     #[test]
     fn relative_dir_grant_is_refused() {
-        let err = Sidecar::parse(Path::new("a.toml"), "[grants]\nread_only_dirs = [{ host = \"etc\" }]\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = Sidecar::parse(
+            Path::new("a.toml"),
+            "[grants]\nread_only_dirs = [{ host = \"etc\" }]\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert!(err.contains("grants.read_only_dirs"), "{err}");
     }
 }

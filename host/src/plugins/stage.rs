@@ -71,7 +71,9 @@ pub struct PluginStage {
 
 impl std::fmt::Debug for PluginStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginStage").field("workers", &self.shards.len()).finish()
+        f.debug_struct("PluginStage")
+            .field("workers", &self.shards.len())
+            .finish()
     }
 }
 
@@ -111,12 +113,21 @@ impl PluginStage {
     ///
     /// # Errors
     /// [`StageError::Closed`] when the workers have stopped.
-    pub async fn submit(&self, event: Lifecycle, record: ContainerRecord) -> Result<PendingOutcome, StageError> {
+    pub async fn submit(
+        &self,
+        event: Lifecycle,
+        record: ContainerRecord,
+    ) -> Result<PendingOutcome, StageError> {
         let chain = self.set.current();
         let shard = &self.shards[shard_of(&record.id, self.shards.len())];
         let (reply, rx) = oneshot::channel();
         shard
-            .send(Job { chain, event, record, reply })
+            .send(Job {
+                chain,
+                event,
+                record,
+                reply,
+            })
             .await
             .map_err(|_| StageError::Closed)?;
         Ok(PendingOutcome(rx))
@@ -126,7 +137,11 @@ impl PluginStage {
     ///
     /// # Errors
     /// [`StageError::Closed`] when the workers have stopped.
-    pub async fn process(&self, event: Lifecycle, record: ContainerRecord) -> Result<ChainOutcome, StageError> {
+    pub async fn process(
+        &self,
+        event: Lifecycle,
+        record: ContainerRecord,
+    ) -> Result<ChainOutcome, StageError> {
         self.submit(event, record).await?.outcome().await
     }
 

@@ -29,7 +29,10 @@ pub struct LogStderr {
 impl LogStderr {
     /// A stderr for the plugin described by `context`.
     pub fn new(context: Arc<PluginContext>) -> Self {
-        Self { context, pending: Arc::new(Mutex::new(Vec::new())) }
+        Self {
+            context,
+            pending: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -85,7 +88,11 @@ impl OutputStream for LogStderr {
 }
 
 impl tokio::io::AsyncWrite for LogStderr {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
