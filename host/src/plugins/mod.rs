@@ -18,6 +18,7 @@ mod plugin;
 mod sidecar;
 mod stage;
 mod stderr;
+mod watch;
 mod wit;
 
 pub use cache::{ArtifactCache, CacheError};
@@ -31,4 +32,5 @@ pub use metrics::{PluginCounters, PluginMetrics};
 pub use plugin::{summarize, ComponentSummary, LoadError, LoadedPlugin, PluginInfo, PluginState};
 pub use sidecar::{DirGrant, FailurePolicy, Grants, Sidecar, SidecarError};
 pub use stage::{PendingOutcome, PluginStage, StageConfig, StageError};
+pub use watch::{watch, DirWatcher, WatchError, DEFAULT_DEBOUNCE};
 pub use wit::{WIT_PACKAGE, WIT_VERSION};
