@@ -6,6 +6,7 @@
 //! A chain is immutable; a reload builds a new one. The runner keeps one instance per
 //! plugin per thread and never creates one per record.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,10 +124,10 @@ impl ChainRunner {
             }
             let _span = tracing::debug_span!("plugin", plugin = plugin.name()).entered();
             let key = plugin_key(plugin);
-            if !self.instances.contains_key(&key) {
+            if let Entry::Vacant(slot) = self.instances.entry(key) {
                 match plugin.new_instance() {
                     Ok(instance) => {
-                        self.instances.insert(key, (plugin.clone(), instance));
+                        slot.insert((plugin.clone(), instance));
                     }
                     Err(failure) => {
                         plugin.context().counters.errors_init.inc();
