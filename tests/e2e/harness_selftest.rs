@@ -286,9 +286,35 @@ async fn teardown_leaves_no_process_mount_shim_socket_or_cgroup() -> Result<()> 
         "no pod cgroups found"
     );
 
+    // A `gannet` left pointing at the lab (as a killed test would leave it): a copy of
+    // /bin/sh named gannet, blocked reading stdin, with the lab socket in its command line.
+    let fake_dir = std::env::temp_dir().join(format!(
+        "gannet-e2e-fake-{}",
+        crate::harness::random_hex(3)?
+    ));
+    std::fs::create_dir_all(&fake_dir)?;
+    let fake_gannet = fake_dir.join("gannet");
+    std::fs::copy("/bin/sh", &fake_gannet)?;
+    let mut leftover = Command::new(&fake_gannet)
+        .arg("-c")
+        .arg("read line")
+        .arg(lab.socket())
+        .stdin(Stdio::piped())
+        .spawn()?;
+
     // Tear down with every pod still running: the purge path, not CRI removal.
     lab.down()?;
     drop(cri);
+    let ended = wait_until_blocking(START_TIMEOUT, "the leftover gannet to end", || {
+        Ok(leftover.try_wait()?)
+    });
+    let _ = leftover.kill();
+    let _ = leftover.wait();
+    std::fs::remove_dir_all(&fake_dir)?;
+    ensure!(
+        ended.is_ok(),
+        "down left a gannet running that pointed at the lab"
+    );
 
     let processes = lab_processes(&lab_dir);
     ensure!(processes.is_empty(), "processes left: {processes:?}");

@@ -261,6 +261,7 @@ stop_daemon() {
 
 up() {
   local lab
+  [ "$(id -u)" = 0 ] || die "run as root: containerd, runc and the pod cgroups need it"
   lab="$(lab_dir "$1")"
   mkdir -p "$lab"
   if [ -n "$(ls -A "$lab")" ] && [ ! -f "$lab/$MARKER" ]; then
@@ -313,10 +314,11 @@ lab_pids() {
     p="$(cat "$f" 2>/dev/null || true)"
     [ -n "$p" ] && grep -q "/$cgroot/" "/proc/$p/cgroup" 2>/dev/null && echo "$p"
   done
-  # 3. shims: their cwd is a task bundle under the lab, their cmdline names the lab's socket
+  # 3. shims: their cwd is a task bundle under the lab, their cmdline names the lab's socket;
+  #    and gannet processes a dead test process left pointing at the lab
   #    (find -lname reads the /proc symlinks without a process per pid)
   find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$lab/state/*" 2>/dev/null | cut -d/ -f3
-  for d in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname '*/containerd*' 2>/dev/null | cut -d/ -f3); do
+  for d in $(find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname '*/containerd*' -o -lname '*/gannet' \) 2>/dev/null | cut -d/ -f3); do
     cmd="$(tr '\0' ' ' < "/proc/$d/cmdline" 2>/dev/null || true)"
     case "$cmd" in *"$lab/"*) echo "$d" ;; esac
   done
