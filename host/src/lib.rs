@@ -7,3 +7,4 @@ pub mod cli;
 pub mod record;
 
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
+pub mod config;
