@@ -211,7 +211,7 @@ pub struct HttpConfig {
     /// First retry delay in milliseconds; doubled per attempt, with jitter.
     #[serde(default = "HttpConfig::default_retry_initial_backoff_ms")]
     pub retry_initial_backoff_ms: u64,
-    /// Longest retry delay in milliseconds (also caps `Retry-After`).
+    /// Longest retry delay in milliseconds (`Retry-After` is honoured up to 300 s).
     #[serde(default = "HttpConfig::default_retry_max_backoff_ms")]
     pub retry_max_backoff_ms: u64,
     /// Optional TLS settings (for `https://` URLs).

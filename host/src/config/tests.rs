@@ -202,7 +202,8 @@ fn file_beats_default_when_no_flag() -> TestResult {
 
 #[test]
 fn each_flag_beats_the_file() -> TestResult {
-    let cases: Vec<(Overrides, fn(&Config) -> bool)> = vec![
+    type Check = fn(&Config) -> bool;
+    let cases: Vec<(Overrides, Check)> = vec![
         (
             Overrides {
                 socket: Some("/flag.sock".into()),
