@@ -9,3 +9,4 @@ pub mod record;
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
 pub mod config;
 pub mod outputs;
+pub mod api;
