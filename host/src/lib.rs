@@ -10,3 +10,4 @@ pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Tim
 pub mod config;
 pub mod outputs;
 pub mod api;
+pub mod pipeline;

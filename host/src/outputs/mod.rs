@@ -88,7 +88,7 @@ struct UnknownRouteLog {
 /// The running outputs: one queue and one sender task each.
 pub struct Outputs {
     queues: BTreeMap<String, Arc<EventQueue>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     hard_stop: CancellationToken,
     metrics: Arc<OutputMetrics>,
     unknown_log: Mutex<UnknownRouteLog>,
@@ -153,7 +153,7 @@ impl Outputs {
         let tasks = starters.into_iter().map(|start| start()).collect();
         Ok(Self {
             queues,
-            tasks,
+            tasks: Mutex::new(tasks),
             hard_stop,
             metrics,
             unknown_log: Mutex::new(UnknownRouteLog {
@@ -239,11 +239,11 @@ impl Outputs {
 
     /// Stops accepting events, lets every output flush for up to `grace`, then stops what
     /// is left and counts it as dropped for `shutdown`.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(&self, grace: Duration) {
         for queue in self.queues.values() {
             queue.close();
         }
-        let mut tasks = self.tasks;
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let all = futures::future::join_all(tasks.iter_mut());
         if tokio::time::timeout(grace, all).await.is_err() {
             self.hard_stop.cancel();
