@@ -6,6 +6,14 @@
 pub mod cli;
 pub mod record;
 
+// Discovery: runtime clients, conversion, the table and the sync loop.
+pub mod containerd;
+pub mod convert;
+pub mod cri;
+pub mod discovery;
+pub mod liveness;
+pub mod table;
+
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
 pub mod config;
 pub mod outputs;

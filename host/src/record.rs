@@ -217,9 +217,8 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let time = humantime::parse_rfc3339_weak(&text).map_err(|e| {
-            serde::de::Error::custom(format!("bad RFC 3339 time {text:?}: {e}"))
-        })?;
+        let time = humantime::parse_rfc3339_weak(&text)
+            .map_err(|e| serde::de::Error::custom(format!("bad RFC 3339 time {text:?}: {e}")))?;
         let nanos = time
             .duration_since(UNIX_EPOCH)
             .map_err(|_| serde::de::Error::custom(format!("time {text:?} is before 1970")))?

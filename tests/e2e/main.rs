@@ -1,4 +1,10 @@
 //! End-to-end suite.
 
+// The harness every area stands on: containerd labs, the CRI driver, the gannet binary.
+mod harness;
+// Tests of the harness itself: pods run, kill -9 and restart behave, teardown is clean.
+mod harness_selftest;
+// Discovery against a real containerd: gannet list values, exits, removal, pid reuse, reconnect.
+mod discovery;
 // `gannet run` without a runtime: health, bad input, SIGHUP and SIGTERM.
 mod run_signals;

@@ -1,0 +1,981 @@
+//! The discovery loop: from the runtime socket to lifecycle events.
+//!
+//! Owns the sync policy: a full fetch at start, an incremental sync every
+//! `sync_period_secs` (list calls only; verbose status is fetched just for containers that
+//! are new or whose cheap fingerprint changed), a full resync every `resync_period_secs`,
+//! the reference's history rules, one fetch in flight per container with a generation,
+//! bounded concurrent fetches, the rootfs and upperdir caches, and reconnecting after
+//! runtime errors. It hands on [`ContainerEvent`]s through a bounded channel, a readiness
+//! `watch`, and a shared view of the [`ContainerTable`]. [`discover_once`] is the one-shot
+//! form behind `gannet list`.
+//!
+//! Later (issue 5), containerd's event stream only has to call [`SyncState::mark_dirty`]
+//! for an id: the fetch workers already drain the dirty set.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::containerd::NativeClient;
+use crate::convert::{build_record, find_rootfs, parse_verbose_info, RecordSource};
+use crate::cri::{
+    resolve_socket, ContainerSummary, CriClient, CriError, CriState, SandboxSummary,
+    FULL_FETCH_TIMEOUT, SOCKET_ENV,
+};
+use crate::liveness::{HostRoot, Liveness, LivenessChecker};
+use crate::record::{ContainerRecord, ContainerState};
+use crate::table::{ContainerEvent, ContainerTable, Generation};
+
+/// First wait after a runtime error; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Directories searched for a container's rootfs after `containerd_state_dir` and
+/// `$CONTAINERD_STATE_DIR` (the reference's list).
+const DEFAULT_STATE_DIRS: [&str; 2] = ["/run/containerd", "/var/run/containerd"];
+/// Environment variable naming containerd's state directory (the reference's name).
+pub const STATE_DIR_ENV: &str = "CONTAINERD_STATE_DIR";
+
+/// Discovery settings (the `[discovery]` section of the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Runtime socket. `--socket` and `$CONTAINERD_SOCK_PATH` take precedence; the default
+    /// is `/run/containerd/containerd.sock`.
+    pub socket: Option<PathBuf>,
+    /// The `--socket` flag, which wins over everything (set by the CLI, never from a file).
+    #[serde(skip)]
+    pub socket_flag: Option<PathBuf>,
+    /// Where the node's root filesystem is mounted; `/proc`, hostname files and rootfs
+    /// directories are read under it.
+    pub host_root: PathBuf,
+    /// Seconds between incremental syncs (list calls plus fetches of changed containers).
+    #[serde(with = "secs")]
+    pub sync_period_secs: Duration,
+    /// Seconds between full resyncs (every container fetched again, history pruned).
+    #[serde(with = "secs")]
+    pub resync_period_secs: Duration,
+    /// Seconds a removed container's final record stays readable in the table.
+    #[serde(with = "secs")]
+    pub removed_retention_secs: Duration,
+    /// Most verbose-status fetches in flight at once.
+    pub max_concurrent_fetches: usize,
+    /// Largest gap, in milliseconds, between a pid's start time and CRI `started_at` for
+    /// the pid to count as the container's (a larger gap means the pid was reused).
+    #[serde(with = "millis")]
+    pub pid_start_tolerance_ms: Duration,
+    /// containerd's state directory, searched first for the rootfs (then
+    /// `$CONTAINERD_STATE_DIR`, `/run/containerd`, `/var/run/containerd`).
+    pub containerd_state_dir: Option<PathBuf>,
+    /// Ask containerd's snapshot service for the overlay upperdir of each container.
+    pub detect_upper_dir: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            socket_flag: None,
+            host_root: PathBuf::from("/"),
+            sync_period_secs: Duration::from_secs(3),
+            resync_period_secs: Duration::from_secs(300),
+            removed_retention_secs: Duration::from_secs(120),
+            max_concurrent_fetches: 16,
+            pid_start_tolerance_ms: Duration::from_millis(3000),
+            containerd_state_dir: None,
+            detect_upper_dir: true,
+        }
+    }
+}
+
+impl Config {
+    /// The socket to use: `--socket`, then `$CONTAINERD_SOCK_PATH`, then `socket`, then
+    /// the default.
+    pub fn resolved_socket(&self) -> PathBuf {
+        resolve_socket(
+            self.socket_flag.as_deref(),
+            std::env::var_os(SOCKET_ENV),
+            self.socket.as_deref(),
+        )
+    }
+
+    /// Checks values serde cannot.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<(), DiscoveryError> {
+        let bad = |field: &'static str, reason: &'static str| {
+            Err(DiscoveryError::InvalidConfig { field, reason })
+        };
+        if self.sync_period_secs.is_zero() {
+            return bad("sync_period_secs", "must be at least 1");
+        }
+        if self.resync_period_secs < self.sync_period_secs {
+            return bad("resync_period_secs", "must be at least sync_period_secs");
+        }
+        if self.max_concurrent_fetches == 0 {
+            return bad("max_concurrent_fetches", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn state_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.containerd_state_dir.iter().cloned().collect();
+        if let Some(env) = std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()) {
+            dirs.push(PathBuf::from(env));
+        }
+        dirs.extend(DEFAULT_STATE_DIRS.iter().map(PathBuf::from));
+        dirs
+    }
+}
+
+/// Serde for a `Duration` written as whole seconds.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Serde for a `Duration` written as whole milliseconds.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Errors of discovery.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The runtime could not be reached or answered an error.
+    #[error(transparent)]
+    Cri(#[from] CriError),
+    /// A full fetch took longer than its 60 s budget.
+    #[error(
+        "full fetch from runtime socket {socket} took longer than 60s; the runtime is overloaded"
+    )]
+    FullFetchTimedOut {
+        /// The socket.
+        socket: PathBuf,
+    },
+    /// A config value is out of range.
+    #[error("discovery config: {field} {reason}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// A shared, read-only view of the container table (for the local API).
+pub type SharedTable = Arc<RwLock<ContainerTable>>;
+
+/// Everything a fetch needs, cheap to clone into a task.
+#[derive(Clone)]
+struct FetchContext {
+    cri: CriClient,
+    native: Option<NativeClient>,
+    liveness: LivenessChecker,
+    root: HostRoot,
+    state_dirs: Arc<Vec<PathBuf>>,
+}
+
+/// What one fetch produced, plus the cache entries it found.
+struct Fetched {
+    record: ContainerRecord,
+    upper_dir: Option<String>,
+    rootfs_dir: Option<String>,
+}
+
+impl FetchContext {
+    /// `ContainerStatus(verbose)` -> record, with liveness, upperdir and rootfs.
+    async fn fetch(
+        &self,
+        summary_sandbox_id: &str,
+        id: &str,
+        sandbox: Option<&SandboxSummary>,
+        cached_upper: Option<String>,
+        cached_rootfs: Option<String>,
+    ) -> Result<Fetched, CriError> {
+        let status = self.cri.container_status(id).await?;
+        let info = parse_verbose_info(&status.info);
+        if !info.problems.is_empty() {
+            warn!(
+                message = "Container verbose info partly unreadable; reporting the fields that could be read.",
+                container_id = %id,
+                problems = ?info.problems,
+            );
+        }
+        let liveness = match status.state() {
+            CriState::Running => self
+                .liveness
+                .check(info.pid.unwrap_or(0), status.started_at),
+            _ => Liveness::Gone,
+        };
+        let mut record = build_record(
+            RecordSource {
+                status: &status,
+                info: &info,
+                sandbox,
+                sandbox_id: summary_sandbox_id,
+                runtime_name: &self.cri.runtime_version().runtime_name,
+                liveness,
+            },
+            &self.root,
+        );
+        let upper_dir = match (
+            cached_upper,
+            &self.native,
+            &info.snapshotter,
+            &info.snapshot_key,
+        ) {
+            (Some(dir), _, _, _) => Some(dir),
+            (None, Some(native), Some(snapshotter), Some(key)) => {
+                match native.upper_dir(snapshotter, key).await {
+                    Ok(dir) => dir,
+                    Err(error) => {
+                        debug!(message = "Snapshot upperdir not found.", container_id = %id, %error);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let rootfs_dir =
+            cached_rootfs.or_else(|| find_rootfs(&self.root, &self.state_dirs, &record.id));
+        record.upper_dir = upper_dir.clone();
+        record.rootfs_dir = rootfs_dir.clone();
+        Ok(Fetched {
+            record,
+            upper_dir,
+            rootfs_dir,
+        })
+    }
+}
+
+/// Connects and builds the fetch context; warns once when the runtime is not containerd.
+async fn connect(
+    config: &Config,
+    warned_not_containerd: &mut bool,
+) -> Result<FetchContext, CriError> {
+    let socket = config.resolved_socket();
+    let cri = CriClient::connect(&socket).await?;
+    let runtime = cri.runtime_version().runtime_name.clone();
+    let native = if !config.detect_upper_dir {
+        None
+    } else if runtime == "containerd" {
+        Some(NativeClient::new(cri.channel()))
+    } else {
+        if !*warned_not_containerd {
+            warn!(
+                message = "Runtime is not containerd; going on without the native client (no upper_dir).",
+                runtime = %runtime,
+            );
+            *warned_not_containerd = true;
+        }
+        None
+    };
+    info!(
+        message = "Connected to the container runtime.",
+        socket = %socket.display(),
+        runtime = %runtime,
+        runtime_version = %cri.runtime_version().runtime_version,
+        cri_api = ?cri.api_version(),
+    );
+    let root = HostRoot::new(&config.host_root);
+    Ok(FetchContext {
+        liveness: LivenessChecker::new(root.clone(), config.pid_start_tolerance_ms),
+        root,
+        cri,
+        native,
+        state_dirs: Arc::new(config.state_dirs()),
+    })
+}
+
+/// One-shot discovery for `gannet list`: every running container (with `include_all`,
+/// also the created and exited ones the runtime still holds), sorted by namespace, pod
+/// and container name.
+///
+/// # Errors
+/// [`DiscoveryError::Cri`] when the runtime cannot be reached or a list call fails;
+/// [`DiscoveryError::FullFetchTimedOut`] after 60 s. A single container's failed fetch
+/// is logged and that container skipped.
+pub async fn discover_once(
+    config: &Config,
+    include_all: bool,
+) -> Result<Vec<ContainerRecord>, DiscoveryError> {
+    config.validate()?;
+    let mut warned = false;
+    let ctx = connect(config, &mut warned).await?;
+    let socket = ctx.cri.socket().to_path_buf();
+    let work = async {
+        let containers = ctx.cri.list_containers().await?;
+        let sandboxes: HashMap<String, SandboxSummary> = ctx
+            .cri
+            .list_sandboxes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let sandboxes = Arc::new(sandboxes);
+        let limit = Arc::new(Semaphore::new(config.max_concurrent_fetches));
+        let mut tasks = JoinSet::new();
+        for c in containers {
+            if !include_all && c.state() != CriState::Running {
+                continue;
+            }
+            let (ctx, sandboxes, limit) = (ctx.clone(), Arc::clone(&sandboxes), Arc::clone(&limit));
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let sandbox = sandboxes.get(&c.sandbox_id);
+                let result = ctx.fetch(&c.sandbox_id, &c.id, sandbox, None, None).await;
+                (c.id, result)
+            });
+        }
+        let mut records = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((id, result)) = joined else { continue };
+            match result {
+                Ok(f) if include_all || f.record.state == ContainerState::Running => {
+                    records.push(f.record)
+                }
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(error) => {
+                    warn!(message = "Container status fetch failed; skipping it.", container_id = %id, %error)
+                }
+            }
+        }
+        records.sort_by(|a, b| {
+            (&a.k8s.namespace, &a.k8s.pod_name, &a.name, &a.id).cmp(&(
+                &b.k8s.namespace,
+                &b.k8s.pod_name,
+                &b.name,
+                &b.id,
+            ))
+        });
+        Ok::<_, DiscoveryError>(records)
+    };
+    tokio::time::timeout(FULL_FETCH_TIMEOUT, work)
+        .await
+        .map_err(|_| DiscoveryError::FullFetchTimedOut { socket })?
+}
+
+/// Per-container sync bookkeeping.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// Fingerprint of the list fields (+ liveness) at the last sync; 0 forces a fetch.
+    fingerprint: u64,
+    /// Generation of the newest wish to fetch.
+    wanted: Generation,
+    /// Generation of the fetch in flight, if any.
+    in_flight: Option<Generation>,
+    /// The last fetch saw CRI RUNNING with a dead pid; a second such fetch confirms it.
+    suspect_dead: bool,
+    /// Sandbox id from the list.
+    sandbox_id: String,
+}
+
+/// The loop's state: tracked containers, history, caches, generations.
+pub struct SyncState {
+    tracked: HashMap<String, Tracked>,
+    /// Ids already fetched or deliberately ignored (exited before Gannet started).
+    history: HashSet<String>,
+    /// Ids whose fetch is wanted and not yet started (the dirty set).
+    dirty: HashSet<String>,
+    next_generation: Generation,
+    sandboxes: Arc<HashMap<String, SandboxSummary>>,
+    upper_dirs: HashMap<String, String>,
+    rootfs_dirs: HashMap<String, String>,
+    started_at_nanos: i64,
+}
+
+impl SyncState {
+    fn new() -> Self {
+        Self {
+            tracked: HashMap::new(),
+            history: HashSet::new(),
+            dirty: HashSet::new(),
+            next_generation: 1,
+            sandboxes: Arc::new(HashMap::new()),
+            upper_dirs: HashMap::new(),
+            rootfs_dirs: HashMap::new(),
+            started_at_nanos: crate::record::Timestamp::now().unix_nanos,
+        }
+    }
+
+    fn generation(&mut self) -> Generation {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// Marks a container for a fresh fetch (the hook for runtime events): its wanted
+    /// generation grows, and a fetch starts as soon as none is in flight for it.
+    pub fn mark_dirty(&mut self, id: &str, sandbox_id: &str) {
+        let generation = self.generation();
+        let t = self.tracked.entry(id.to_owned()).or_default();
+        t.wanted = generation;
+        if !sandbox_id.is_empty() {
+            t.sandbox_id = sandbox_id.to_owned();
+        }
+        self.dirty.insert(id.to_owned());
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.tracked.remove(id);
+        self.dirty.remove(id);
+        self.upper_dirs.remove(id);
+        self.rootfs_dirs.remove(id);
+    }
+}
+
+/// Fingerprint of what the list calls say about a container, plus its liveness.
+fn fingerprint(
+    c: &ContainerSummary,
+    sandbox: Option<&SandboxSummary>,
+    liveness: Option<Liveness>,
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    c.state().hash(&mut h);
+    c.attempt.hash(&mut h);
+    c.name.hash(&mut h);
+    c.image_ref.hash(&mut h);
+    c.labels.iter().collect::<BTreeMap<_, _>>().hash(&mut h);
+    c.annotations
+        .iter()
+        .collect::<BTreeMap<_, _>>()
+        .hash(&mut h);
+    if let Some(sb) = sandbox {
+        sb.ready.hash(&mut h);
+        sb.attempt.hash(&mut h);
+        sb.name.hash(&mut h);
+        sb.namespace.hash(&mut h);
+        sb.uid.hash(&mut h);
+        sb.labels.iter().collect::<BTreeMap<_, _>>().hash(&mut h);
+        sb.annotations
+            .iter()
+            .collect::<BTreeMap<_, _>>()
+            .hash(&mut h);
+    }
+    // Alive and "not checked yet" (first sight) hash alike, so a new container's first
+    // fetch is not followed by a second one only because liveness became known.
+    liveness.filter(|l| *l != Liveness::Alive).hash(&mut h);
+    // 0 is reserved for "force a fetch".
+    h.finish().max(1)
+}
+
+/// Result of one fetch task.
+struct FetchOutcome {
+    id: String,
+    generation: Generation,
+    result: Result<Fetched, CriError>,
+}
+
+/// The discovery loop. Build with [`Discovery::new`], take readiness and the table view,
+/// then [`Discovery::run`] it.
+pub struct Discovery {
+    config: Config,
+    ready: watch::Sender<bool>,
+    table: SharedTable,
+}
+
+impl Discovery {
+    /// A loop for `config` (not started).
+    pub fn new(config: Config) -> Self {
+        let table = ContainerTable::new(config.removed_retention_secs);
+        let (ready, _) = watch::channel(false);
+        Self {
+            config,
+            ready,
+            table: Arc::new(RwLock::new(table)),
+        }
+    }
+
+    /// Readiness: `true` once the first full sync is done and while the runtime answers.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// A read-only view of the table (live records and recently removed ones).
+    pub fn table(&self) -> SharedTable {
+        Arc::clone(&self.table)
+    }
+
+    /// Runs until `cancel` fires or `events`' receiver is dropped, sending every lifecycle
+    /// event on `events`. Runtime errors are logged and retried with backoff (the loop
+    /// reconnects and resyncs when the runtime returns); they never end the loop.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::InvalidConfig`] before starting.
+    pub async fn run(
+        self,
+        events: mpsc::Sender<ContainerEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), DiscoveryError> {
+        self.config.validate()?;
+        let mut runner = Runner {
+            config: self.config,
+            ready: self.ready,
+            table: self.table,
+            events,
+            state: SyncState::new(),
+            ctx: None,
+            fetches: JoinSet::new(),
+            limit: Arc::new(Semaphore::new(1)),
+            warned_not_containerd: false,
+            first_full_done: false,
+        };
+        runner.limit = Arc::new(Semaphore::new(runner.config.max_concurrent_fetches));
+        runner.run(cancel).await;
+        Ok(())
+    }
+}
+
+/// The running loop.
+struct Runner {
+    config: Config,
+    ready: watch::Sender<bool>,
+    table: SharedTable,
+    events: mpsc::Sender<ContainerEvent>,
+    state: SyncState,
+    ctx: Option<FetchContext>,
+    fetches: JoinSet<FetchOutcome>,
+    limit: Arc<Semaphore>,
+    warned_not_containerd: bool,
+    first_full_done: bool,
+}
+
+/// Whether the loop should keep going.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Runner {
+    async fn run(&mut self, cancel: CancellationToken) {
+        let mut backoff = MIN_BACKOFF;
+        let mut next_sync = tokio::time::Instant::now();
+        let mut next_full = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                Some(joined) = self.fetches.join_next(), if !self.fetches.is_empty() => {
+                    let Ok(outcome) = joined else { continue };
+                    if let Flow::Stop = self.on_fetched(outcome, &cancel).await {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(next_sync) => {
+                    let now = tokio::time::Instant::now();
+                    let full = now >= next_full || self.ctx.is_none();
+                    match self.sync(full, &cancel).await {
+                        Ok(Flow::Stop) => break,
+                        Ok(Flow::Continue) => {
+                            backoff = MIN_BACKOFF;
+                            if full {
+                                next_full = now + self.config.resync_period_secs;
+                            }
+                            next_sync = tokio::time::Instant::now() + self.config.sync_period_secs;
+                        }
+                        Err(error) => {
+                            warn!(message = "Runtime sync failed; retrying.", %error, retry_in = ?backoff);
+                            self.ctx = None;
+                            self.set_ready(false);
+                            next_sync = tokio::time::Instant::now() + backoff;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+            }
+        }
+        self.fetches.abort_all();
+        self.set_ready(false);
+    }
+
+    /// One sync: lists, fingerprints, removals, fetch scheduling.
+    async fn sync(
+        &mut self,
+        full: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Flow, DiscoveryError> {
+        if self.ctx.is_none() {
+            self.ctx = Some(connect(&self.config, &mut self.warned_not_containerd).await?);
+        }
+        let Some(ctx) = self.ctx.clone() else {
+            return Ok(Flow::Continue);
+        };
+        let lists = async {
+            let containers = ctx.cri.list_containers().await?;
+            let sandboxes = ctx.cri.list_sandboxes().await?;
+            Ok::<_, CriError>((containers, sandboxes))
+        };
+        let (containers, sandboxes) = tokio::select! {
+            () = cancel.cancelled() => return Ok(Flow::Stop),
+            r = lists => r?,
+        };
+        self.state.sandboxes = Arc::new(sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect());
+        let sandboxes = Arc::clone(&self.state.sandboxes);
+        let mut listed: HashSet<&str> = HashSet::with_capacity(containers.len());
+        let mut events = Vec::new();
+        for c in &containers {
+            listed.insert(&c.id);
+            let state = c.state();
+            let sandbox = sandboxes.get(&c.sandbox_id);
+            let known = self.state.tracked.contains_key(&c.id);
+            if !known {
+                if self.state.history.contains(&c.id) {
+                    continue;
+                }
+                match state {
+                    CriState::Running => {}
+                    CriState::Exited if c.created_at >= self.state.started_at_nanos => {}
+                    CriState::Exited => {
+                        // Exited before Gannet started: ignored, never fetched.
+                        self.state.history.insert(c.id.clone());
+                        continue;
+                    }
+                    CriState::Created | CriState::Unknown => continue,
+                }
+                self.state.mark_dirty(&c.id, &c.sandbox_id);
+                if let Some(t) = self.state.tracked.get_mut(&c.id) {
+                    t.fingerprint = fingerprint(c, sandbox, None);
+                }
+                continue;
+            }
+            let liveness = self.table_liveness(&ctx, &c.id);
+            let fp = fingerprint(c, sandbox, liveness);
+            let changed = self
+                .state
+                .tracked
+                .get(&c.id)
+                .is_none_or(|t| t.fingerprint != fp);
+            if changed || full {
+                self.state.mark_dirty(&c.id, &c.sandbox_id);
+                if let Some(t) = self.state.tracked.get_mut(&c.id) {
+                    t.fingerprint = fp;
+                }
+            }
+        }
+        // Vanished: tracked but no longer listed.
+        let vanished: Vec<String> = self
+            .state
+            .tracked
+            .keys()
+            .filter(|id| !listed.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in vanished {
+            let generation = self.state.generation();
+            let removed = self.table_write(|t| t.remove(&id, generation));
+            events.extend(removed);
+            self.state.forget(&id);
+        }
+        if full {
+            let listed_ids: HashSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
+            self.state.history.retain(|id| listed_ids.contains(id));
+        }
+        self.table_write(|t| t.sweep(Instant::now()));
+        self.start_fetches(&ctx);
+        if let Flow::Stop = self.send(events, cancel).await {
+            return Ok(Flow::Stop);
+        }
+        if full && !self.first_full_done {
+            self.first_full_done = true;
+        }
+        if self.first_full_done {
+            self.set_ready(true);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Publishes readiness, waking watchers only on a change.
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
+    }
+
+    /// Liveness of a live container's pid, from the record the table holds.
+    fn table_liveness(&self, ctx: &FetchContext, id: &str) -> Option<Liveness> {
+        let table = self.table.read().ok()?;
+        let record = table.get(id)?;
+        let started = record.started.map(|t| t.unix_nanos).unwrap_or(0);
+        Some(ctx.liveness.check(record.pid, started))
+    }
+
+    fn table_write<T: Default>(&self, f: impl FnOnce(&mut ContainerTable) -> T) -> T {
+        match self.table.write() {
+            Ok(mut t) => f(&mut t),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Starts a fetch for every dirty container without one in flight.
+    fn start_fetches(&mut self, ctx: &FetchContext) {
+        let dirty: Vec<String> = self.state.dirty.iter().cloned().collect();
+        for id in dirty {
+            let Some(t) = self.state.tracked.get_mut(&id) else {
+                self.state.dirty.remove(&id);
+                continue;
+            };
+            if t.in_flight.is_some() {
+                continue;
+            }
+            self.state.dirty.remove(&id);
+            let generation = t.wanted;
+            t.in_flight = Some(generation);
+            let sandbox_id = t.sandbox_id.clone();
+            let sandbox = self.state.sandboxes.get(&sandbox_id).cloned();
+            let cached_upper = self.state.upper_dirs.get(&id).cloned();
+            let cached_rootfs = self.state.rootfs_dirs.get(&id).cloned();
+            let (ctx, limit) = (ctx.clone(), Arc::clone(&self.limit));
+            self.fetches.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = ctx
+                    .fetch(
+                        &sandbox_id,
+                        &id,
+                        sandbox.as_ref(),
+                        cached_upper,
+                        cached_rootfs,
+                    )
+                    .await;
+                FetchOutcome {
+                    id,
+                    generation,
+                    result,
+                }
+            });
+        }
+    }
+
+    /// Applies one fetch result to the table and sends its events.
+    async fn on_fetched(&mut self, outcome: FetchOutcome, cancel: &CancellationToken) -> Flow {
+        let FetchOutcome {
+            id,
+            generation,
+            result,
+        } = outcome;
+        let Some(t) = self.state.tracked.get_mut(&id) else {
+            // Forgotten while in flight (vanished): the result is stale.
+            return Flow::Continue;
+        };
+        if t.in_flight == Some(generation) {
+            t.in_flight = None;
+        }
+        let mut events = Vec::new();
+        match result {
+            Ok(fetched) => {
+                let record = fetched.record;
+                let dead_but_cri_running =
+                    record.state == ContainerState::Exited && record.exit_code.is_none();
+                if dead_but_cri_running && !t.suspect_dead {
+                    // CRI has not noticed the exit yet (or the pid was reused): look again
+                    // next sync before removing, so the removal carries the exit code.
+                    t.suspect_dead = true;
+                    t.fingerprint = 0;
+                } else {
+                    t.suspect_dead = false;
+                    let terminal = matches!(
+                        record.state,
+                        ContainerState::Exited | ContainerState::Unknown
+                    );
+                    if let Some(dir) = fetched.upper_dir {
+                        self.state.upper_dirs.insert(id.clone(), dir);
+                    }
+                    if let Some(dir) = fetched.rootfs_dir {
+                        self.state.rootfs_dirs.insert(id.clone(), dir);
+                    }
+                    events = self.table_write(|table| table.apply(record, generation));
+                    self.state.history.insert(id.clone());
+                    if terminal {
+                        self.state.forget(&id);
+                    }
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                let generation = self.state.generation();
+                events.extend(self.table_write(|table| table.remove(&id, generation)));
+                self.state.history.insert(id.clone());
+                self.state.forget(&id);
+            }
+            Err(error) => {
+                warn!(message = "Container status fetch failed; will retry next sync.", container_id = %id, %error);
+                t.fingerprint = 0;
+            }
+        }
+        // A newer wish arrived while this fetch ran: fetch again.
+        if let Some(t) = self.state.tracked.get(&id) {
+            if t.in_flight.is_none() && t.wanted > generation {
+                self.state.dirty.insert(id.clone());
+            }
+        }
+        if let Some(ctx) = self.ctx.clone() {
+            self.start_fetches(&ctx);
+        }
+        self.send(events, cancel).await
+    }
+
+    async fn send(&self, events: Vec<ContainerEvent>, cancel: &CancellationToken) -> Flow {
+        for event in events {
+            debug!(
+                message = "Container lifecycle event.",
+                lifecycle = %event.lifecycle,
+                container_id = %event.record.id,
+            );
+            tokio::select! {
+                () = cancel.cancelled() => return Flow::Stop,
+                sent = self.events.send(event) => if sent.is_err() {
+                    warn!(message = "Discovery event receiver dropped; stopping discovery.");
+                    return Flow::Stop;
+                },
+            }
+        }
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.sync_period_secs, Duration::from_secs(3));
+        assert_eq!(c.resync_period_secs, Duration::from_secs(300));
+        assert_eq!(c.removed_retention_secs, Duration::from_secs(120));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn config_parses_from_toml_and_rejects_unknown_keys() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let c: Config = toml::from_str(
+            "socket = \"/x.sock\"\nsync_period_secs = 5\npid_start_tolerance_ms = 500\nmax_concurrent_fetches = 4\n",
+        )?;
+        assert_eq!(c.socket.as_deref(), Some(std::path::Path::new("/x.sock")));
+        assert_eq!(c.sync_period_secs, Duration::from_secs(5));
+        assert_eq!(c.pid_start_tolerance_ms, Duration::from_millis(500));
+        assert_eq!(
+            c.resync_period_secs,
+            Duration::from_secs(300),
+            "unset keys keep defaults"
+        );
+        let err = toml::from_str::<Config>("sync_period = 5")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown field `sync_period`"), "{err}");
+        let err = toml::from_str::<Config>("socket_flag = \"/y\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unknown field"),
+            "the flag is not a file key: {err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn zero_values_are_rejected_with_the_field_name() {
+        let c = Config {
+            max_concurrent_fetches: 0,
+            ..Config::default()
+        };
+        let err = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "discovery config: max_concurrent_fetches must be at least 1"
+        );
+    }
+
+    fn summary(state: CriState, attempt: u32) -> ContainerSummary {
+        ContainerSummary {
+            id: "c".into(),
+            state: Some(state),
+            attempt,
+            labels: HashMap::from([("a".to_owned(), "1".to_owned())]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fingerprint_changes_with_state_attempt_sandbox_and_liveness() {
+        let base = fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Alive));
+        assert_eq!(
+            base,
+            fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Alive))
+        );
+        assert_ne!(
+            base,
+            fingerprint(&summary(CriState::Exited, 0), None, Some(Liveness::Alive))
+        );
+        assert_ne!(
+            base,
+            fingerprint(&summary(CriState::Running, 1), None, Some(Liveness::Alive))
+        );
+        assert_ne!(
+            base,
+            fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Gone))
+        );
+        assert_eq!(
+            base,
+            fingerprint(&summary(CriState::Running, 0), None, None)
+        );
+        let sb = SandboxSummary {
+            ready: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            base,
+            fingerprint(
+                &summary(CriState::Running, 0),
+                Some(&sb),
+                Some(Liveness::Alive)
+            )
+        );
+    }
+
+    #[test]
+    fn mark_dirty_grows_the_generation_and_fills_the_dirty_set() {
+        let mut s = SyncState::new();
+        s.mark_dirty("a", "sb");
+        let first = s.tracked.get("a").map(|t| t.wanted).unwrap_or(0);
+        s.mark_dirty("a", "");
+        let second = s.tracked.get("a").map(|t| t.wanted).unwrap_or(0);
+        assert!(second > first);
+        assert!(s.dirty.contains("a"));
+        assert_eq!(
+            s.tracked.get("a").map(|t| t.sandbox_id.as_str()),
+            Some("sb")
+        );
+    }
+}

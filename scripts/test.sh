@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh Debian machine, as root: the one command CI runs (.ci/run).
+#
+#   scripts/test.sh
+#
+# 1. installs what the harness needs (containerd, runc, busybox-static, gcc, libc6-dev,
+#    protobuf-compiler) and the wasm32-wasip2 target;
+# 2. checks formatting and clippy (warnings are errors);
+# 3. builds the binaries (the e2e tests run target/debug/gannet) and the example plugins;
+# 4. starts one containerd for the whole suite (tests/harness/containerd.sh up), runs
+#    `cargo test --workspace` against it (GANNET_E2E_LAB), compiles the benches;
+# 5. always tears the containerd down, whatever failed.
+#
+# Env: CARGO_TARGET_DIR is honoured. With CI=true, an e2e test that cannot reach
+# containerd fails instead of skipping.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+HARNESS="$ROOT/tests/harness/containerd.sh"
+T0=$SECONDS
+
+step() { echo "==> [$((SECONDS - T0))s] $*" >&2; }
+die() { echo "scripts/test.sh: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: the e2e tests start containerd and containers"
+command -v cargo >/dev/null || die "cargo not found: install Rust 1.95 with rustup (https://rustup.rs), then rerun"
+
+step "system packages"
+bash "$HARNESS" deps
+
+step "rust components"
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null
+  rustup target add wasm32-wasip2 >/dev/null
+else
+  echo "rustup not found: assuming rustfmt, clippy and the wasm32-wasip2 target are installed" >&2
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the binaries"
+cargo build --workspace --bins --locked
+
+if [ -f plugins/Cargo.toml ]; then
+  step "build the example plugins (wasm32-wasip2)"
+  locked=()
+  [ -f plugins/Cargo.lock ] && locked=(--locked)
+  cargo build --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release "${locked[@]}"
+fi
+
+LAB="$(mktemp -d /tmp/gannet-e2e-suite.XXXXXX)"
+teardown() {
+  local rc=$?
+  step "tear down the containerd lab $LAB"
+  bash "$HARNESS" down "$LAB" || rc=1
+  step "done (exit $rc)"
+  exit $rc
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "start containerd ($LAB)"
+bash "$HARNESS" up "$LAB" >/dev/null
+
+step "cargo test --workspace"
+GANNET_E2E_LAB="$LAB" cargo test --workspace --locked --no-fail-fast
+
+if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo.toml; then
+  step "cargo bench --no-run"
+  cargo bench --workspace --no-run --locked
+fi

@@ -1,0 +1,197 @@
+//! The end-to-end harness: a real containerd on a private socket, a kubelet-like CRI
+//! driver, and a runner for the built `gannet` binary.
+//!
+//! - [`Containerd`]: [`Containerd::shared`] is the one containerd most tests share (started
+//!   by `scripts/test.sh`, named by `GANNET_E2E_LAB`); [`Containerd::private`] is a test's own
+//!   instance, for tests that stop or restart containerd. Both are run by
+//!   `tests/harness/containerd.sh`, which owns every shell-level detail.
+//! - [`CriDriver`]: creates pods and containers the way a kubelet does and removes the pods
+//!   it created when dropped, so tests that share a containerd never touch each other's pods.
+//! - [`Gannet`]: runs `target/debug/gannet` (or `GANNET_BIN`) and captures its output.
+//! - [`wait_until`]: every wait polls a condition against a deadline; no test asserts on a
+//!   fixed sleep.
+//!
+//! Failures carry the command, its output and the tail of the containerd log.
+
+// Every area's tests use the harness; no single area uses every helper.
+#![allow(dead_code)]
+
+mod containerd;
+mod cri;
+mod gannet;
+
+use std::future::Future;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+// Re-exported for every area's tests; each uses a different subset.
+#[allow(unused_imports)]
+pub use containerd::{Containerd, SharedSource};
+#[allow(unused_imports)]
+pub use cri::{
+    ContainerSpec, CriContainer, CriDriver, ExecOutput, Pod, PodSpec, BUSYBOX_IMAGE,
+    LOOK_ALIKE_ENVS, PAUSE_IMAGE, SERVICE_LINK_ENVS, SLEEPER_SCRIPT,
+};
+#[allow(unused_imports)]
+pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess};
+
+/// How often [`wait_until`] probes its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Polls `probe` until it returns `Ok(Some(value))`, and returns that value.
+///
+/// A probe error counts as "not yet" (the runtime may be restarting); the last one is
+/// reported if the deadline passes.
+///
+/// # Errors
+/// When `timeout` passes first: names `what`, the timeout and the last probe error.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() >= deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The blocking twin of [`wait_until`], for probes that need no runtime.
+///
+/// # Errors
+/// When `timeout` passes first: names `what`, the timeout and the last probe error.
+pub fn wait_until_blocking<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match probe() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() >= deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// `n` random bytes as lower-case hex, from `/dev/urandom` (unique names and pod uids).
+///
+/// # Errors
+/// When `/dev/urandom` cannot be read.
+pub fn random_hex(n: usize) -> Result<String> {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a random name")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A random RFC 4122 version-4 UUID, the shape of a Kubernetes pod uid.
+///
+/// # Errors
+/// When `/dev/urandom` cannot be read.
+pub fn random_uuid() -> Result<String> {
+    let h = random_hex(16)?;
+    // Version 4, variant 10xx: the 13th hex digit is 4, the 17th one of 8/9/a/b.
+    let variant = ["8", "9", "a", "b"][usize::from_str_radix(&h[16..17], 16)? % 4];
+    Ok(format!(
+        "{}-{}-4{}-{}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        variant,
+        &h[17..20],
+        &h[20..32]
+    ))
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_uuid_has_the_kubernetes_uid_shape() -> Result<()> {
+        let uid = random_uuid()?;
+        let parts: Vec<&str> = uid.split('-').collect();
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        anyhow::ensure!(lens == [8, 4, 4, 4, 12], "bad uuid {uid}");
+        anyhow::ensure!(parts[2].starts_with('4'), "not version 4: {uid}");
+        anyhow::ensure!(
+            parts[3].starts_with(['8', '9', 'a', 'b']),
+            "bad variant: {uid}"
+        );
+        anyhow::ensure!(random_uuid()? != uid, "two uuids are equal");
+        Ok(())
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+        assert_eq!(tail("", 5), "");
+    }
+
+    #[tokio::test]
+    async fn wait_until_reports_the_last_error_at_the_deadline() {
+        let mut calls = 0;
+        let result: Result<()> = wait_until(Duration::from_millis(120), "a thing", || {
+            calls += 1;
+            let n = calls;
+            async move { bail!("probe {n} failed") }
+        })
+        .await;
+        let message = format!(
+            "{:#}",
+            result.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+        assert!(message.contains("waiting for a thing"), "{message}");
+        assert!(message.contains("failed"), "{message}");
+        assert!(calls >= 2, "probed only {calls} times");
+    }
+
+    #[tokio::test]
+    async fn wait_until_returns_the_first_value() -> Result<()> {
+        let mut calls = 0;
+        let got = wait_until(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            let n = calls;
+            async move { Ok((n == 3).then_some(n)) }
+        })
+        .await?;
+        assert_eq!(got, 3);
+        Ok(())
+    }
+}

@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# A private, registry-free containerd for Gannet's end-to-end tests (root, Debian).
+#
+#   containerd.sh deps                 apt-get install what the harness needs, when missing
+#   containerd.sh images DIR           build the pause and busybox OCI image archives into DIR
+#   containerd.sh up LAB               start a containerd whose config, socket, root, state, runc
+#                                      root and pod-cgroup root all belong to LAB; import images
+#   containerd.sh down LAB             stop it by pid, kill its shims and containers by pid,
+#                                      unmount, remove its shim sockets and cgroups, rm -rf LAB
+#   containerd.sh restart LAB          stop containerd alone (containers keep running), start it
+#   containerd.sh stop-daemon LAB      stop containerd alone, by pid
+#   containerd.sh start-daemon LAB     start containerd again with the LAB's config
+#   containerd.sh reap-after PID LAB   wait until process PID exits, then `down LAB`
+#                                      (tears down a lab that a test process started)
+#
+# After `up`: CRI v1/v1alpha2 and the containerd native API on unix://LAB/containerd.sock,
+# namespace k8s.io; images localhost/gannet-test/pause:1.0 and localhost/gannet-test/busybox:1.0;
+# pods should use cgroup_parent /$(cat LAB/cgroup-root)/pod<uid>.
+# Env: GANNET_E2E_IMAGES  directory of prebuilt image archives (default LAB/images; built when
+#                         missing). SNAPSHOTTER  overlayfs (default) or native.
+#
+# Never kills by name: a system containerd, or another lab, may run beside this one.
+# Recipe and measurements: the containerd lab report (shared/containerd-lab/README.md).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PAUSE_IMAGE="localhost/gannet-test/pause:1.0"
+BUSYBOX_IMAGE="localhost/gannet-test/busybox:1.0"
+SNAPSHOTTER="${SNAPSHOTTER:-overlayfs}"
+# Marker that makes a directory a lab: `down` refuses to rm -rf anything else.
+MARKER=".gannet-lab"
+PACKAGES=(containerd runc busybox-static gcc libc6-dev protobuf-compiler)
+
+say() { echo "containerd.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+# deps
+deps() {
+  local need=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  for p in containerd ctr runc gcc strip tar gzip sha256sum; do
+    command -v "$p" >/dev/null || die "$p not found after installing ${PACKAGES[*]}"
+  done
+  [ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static"
+}
+
+# ---------------------------------------------------------------------------------------
+# images: OCI image-layout tar archives, deterministic (sorted names, owner 0, mtime 0, gzip -n)
+TAR_FLAGS=(--sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 --format=gnu)
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+size() { stat -c %s "$1"; }
+
+# blob FILE LAYOUT: move FILE into LAYOUT/blobs/sha256/<digest>; prints the digest (hex).
+blob() {
+  local d
+  d="$(sha "$1")"
+  mv "$1" "$2/blobs/sha256/$d"
+  echo "$d"
+}
+
+# oci_archive ROOTFS REF CONFIG_JSON OUT: one-layer image of ROOTFS named REF, written to OUT.
+oci_archive() {
+  local rootfs="$1" ref="$2" img_config="$3" out="$4"
+  local work layout arch diff_id layer layer_size cfg cfg_size man man_size
+  work="$(mktemp -d "$(dirname "$out")/.oci.XXXXXX")"
+  layout="$work/layout"
+  mkdir -p "$layout/blobs/sha256"
+  arch="$(dpkg --print-architecture)"
+  # shellcheck disable=SC2012 # names are plain ASCII; ls sorts them
+  tar "${TAR_FLAGS[@]}" -C "$rootfs" -cf "$work/layer.tar" $(ls -A "$rootfs")
+  diff_id="$(sha "$work/layer.tar")"
+  gzip -n -6 -c "$work/layer.tar" > "$work/layer.tar.gz"
+  layer_size="$(size "$work/layer.tar.gz")"
+  layer="$(blob "$work/layer.tar.gz" "$layout")"
+  printf '{"architecture":"%s","config":%s,"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"tests/harness/containerd.sh"}],"os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
+    "$arch" "$img_config" "$diff_id" > "$work/config.json"
+  cfg_size="$(size "$work/config.json")"
+  cfg="$(blob "$work/config.json" "$layout")"
+  printf '{"config":{"digest":"sha256:%s","mediaType":"application/vnd.oci.image.config.v1+json","size":%s},"layers":[{"digest":"sha256:%s","mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":%s}],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}' \
+    "$cfg" "$cfg_size" "$layer" "$layer_size" > "$work/manifest.json"
+  man_size="$(size "$work/manifest.json")"
+  man="$(blob "$work/manifest.json" "$layout")"
+  printf '{"manifests":[{"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"},"digest":"sha256:%s","mediaType":"application/vnd.oci.image.manifest.v1+json","platform":{"architecture":"%s","os":"linux"},"size":%s}],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}' \
+    "$ref" "${ref##*:}" "$man" "$arch" "$man_size" > "$layout/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+  chmod 755 "$layout" "$layout/blobs" "$layout/blobs/sha256"
+  chmod 644 "$layout"/blobs/sha256/* "$layout/index.json" "$layout/oci-layout"
+  tar "${TAR_FLAGS[@]}" -C "$layout" -cf "$work/image.tar" blobs index.json oci-layout
+  mv "$work/image.tar" "$out"
+  rm -rf "$work"
+}
+
+images() {
+  local out="$1" work a
+  mkdir -p "$out"
+  out="$(cd "$out" && pwd)"
+  work="$(mktemp -d "$out/.build.XXXXXX")"
+  # pause: the sandbox's infra process, static so the image needs nothing else.
+  mkdir -p "$work/pause"
+  gcc -static -O2 -o "$work/pause/pause" "$HERE/pause.c"
+  strip "$work/pause/pause"
+  chmod 755 "$work/pause" "$work/pause/pause"
+  oci_archive "$work/pause" "$PAUSE_IMAGE" \
+    '{"Entrypoint":["/pause"],"Env":["PATH=/bin"],"User":"0"}' "$work/pause.tar"
+  # busybox: Debian's static busybox plus one symlink per applet.
+  local bb="$work/busybox"
+  mkdir -p "$bb"/{bin,dev,etc,proc,sys,tmp,var/log,root,data}
+  chmod 755 "$bb" "$bb"/{bin,dev,etc,var,var/log,data}
+  chmod 555 "$bb/proc" "$bb/sys"
+  chmod 1777 "$bb/tmp"
+  chmod 700 "$bb/root"
+  cp /bin/busybox "$bb/bin/busybox"
+  chmod 755 "$bb/bin/busybox"
+  for a in $(/bin/busybox --list | sort -u); do
+    [ "$a" = busybox ] || ln -s busybox "$bb/bin/$a"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$bb/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$bb/etc/group"
+  chmod 644 "$bb/etc/passwd" "$bb/etc/group"
+  oci_archive "$bb" "$BUSYBOX_IMAGE" \
+    '{"Cmd":["/bin/sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}' \
+    "$work/busybox.tar"
+  # Publish atomically: concurrent labs may share one image directory.
+  mv "$work/pause.tar" "$out/pause.tar"
+  mv "$work/busybox.tar" "$out/busybox.tar"
+  rm -rf "$work"
+}
+
+# ---------------------------------------------------------------------------------------
+# lab paths and the containerd daemon
+
+# lab_dir ARG: the absolute lab path (no trailing slash); refuses "/" and relative surprises.
+lab_dir() {
+  [ -n "${1:-}" ] || die "missing LAB argument"
+  local d
+  d="$(realpath -m "$1")"
+  case "$d" in /) die "refusing LAB=/" ;; esac
+  echo "$d"
+}
+
+cgroup_root_of() {
+  cat "$1/cgroup-root" 2>/dev/null || echo "gannet-$(basename "$1")"
+}
+
+write_config() {
+  local lab="$1"
+  [ -n "$lab" ] || die "write_config: empty lab path"
+  cat > "$lab/config.toml" <<EOF
+# Rendered by tests/harness/containerd.sh for the lab $lab (containerd 1.6/1.7, config v2).
+version = 2
+root = "$lab/root"
+state = "$lab/state"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+[grpc]
+  address = "$lab/containerd.sock"
+[ttrpc]
+  address = "$lab/containerd.sock.ttrpc"
+[debug]
+  address = ""
+  level = "info"
+[metrics]
+  address = ""
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$lab/opt"
+  [plugins."io.containerd.grpc.v1.cri"]
+    # Imported at start-up: no registry is reachable, and CRI would try to pull a missing one.
+    sandbox_image = "$PAUSE_IMAGE"
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    enable_selinux = false
+    disable_apparmor = true
+    systemd_cgroup = false
+    # Required where root lacks CAP_SYS_RESOURCE: clamp oom_score_adj to containerd's own,
+    # instead of failing RunPodSandbox when runc cannot lower it for the pause (-998).
+    restrict_oom_score_adj = true
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      # Empty: no CNI, host-network pods only.
+      bin_dir = "$lab/cni/bin"
+      conf_dir = "$lab/cni/net.d"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "$SNAPSHOTTER"
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          Root = "$lab/runc"
+          SystemdCgroup = false
+EOF
+}
+
+# daemon_pid LAB: the pid in LAB/containerd.pid if that process is alive and is containerd.
+daemon_pid() {
+  local p
+  p="$(cat "$1/containerd.pid" 2>/dev/null || true)"
+  [ -n "$p" ] || return 1
+  [ "$(basename "$(readlink "/proc/$p/exe" 2>/dev/null || true)")" = containerd ] || return 1
+  echo "$p"
+}
+
+log_tail() { tail -n 30 "$1/containerd.log" 2>/dev/null | sed 's/^/  | /' >&2 || true; }
+
+start_daemon() {
+  local lab="$1" sock="$1/containerd.sock" pid i
+  [ -f "$lab/config.toml" ] || die "$lab has no config.toml: run \`up $lab\` first"
+  if daemon_pid "$lab" >/dev/null; then die "containerd of $lab already runs (pid $(daemon_pid "$lab"))"; fi
+  rm -f "$sock" "$sock.ttrpc"
+  # setsid: its own session, so it outlives this script and no terminal signal reaches it.
+  # The log is appended to, so a restart keeps the history.
+  setsid containerd --config "$lab/config.toml" >> "$lab/containerd.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$lab/containerd.pid"
+  for i in $(seq 1 400); do
+    if [ -S "$sock" ] && ctr --address "$sock" version >/dev/null 2>&1; then
+      daemon_pid "$lab" >/dev/null || die "pid $pid of $lab is not containerd"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "containerd of $lab died at start; the end of $lab/containerd.log:"
+      log_tail "$lab"
+      exit 1
+    fi
+    sleep 0.05
+  done
+  say "containerd of $lab did not answer on $sock within 20 s; the end of its log:"
+  log_tail "$lab"
+  exit 1
+}
+
+stop_daemon() {
+  local lab="$1" pid i
+  if pid="$(daemon_pid "$lab")"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 200); do
+      alive "$pid" || break
+      sleep 0.05
+    done
+    if alive "$pid"; then
+      say "containerd pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$lab/containerd.pid"
+}
+
+up() {
+  local lab
+  lab="$(lab_dir "$1")"
+  mkdir -p "$lab"
+  if [ -n "$(ls -A "$lab")" ] && [ ! -f "$lab/$MARKER" ]; then
+    die "$lab is not empty and not a lab: choose an empty or new directory"
+  fi
+  touch "$lab/$MARKER"
+  mkdir -p "$lab"/{root,state,opt,runc,cni/bin,cni/net.d,logs,hostdata}
+  # One pod-cgroup root per lab: tearing one lab down never touches another's cgroups.
+  [ -f "$lab/cgroup-root" ] || echo "gannet-$(basename "$lab")" > "$lab/cgroup-root"
+  write_config "$lab"
+  local imgs="${GANNET_E2E_IMAGES:-$lab/images}"
+  if [ ! -f "$imgs/pause.tar" ] || [ ! -f "$imgs/busybox.tar" ]; then images "$imgs"; fi
+  start_daemon "$lab"
+  local sock="$lab/containerd.sock" i
+  if ! ctr --address "$sock" plugins ls 2>/dev/null | grep -Eq 'io\.containerd\.grpc\.v1[[:space:]]+cri[[:space:]].*ok'; then
+    say "the CRI plugin of $lab did not load; the end of its log:"
+    log_tail "$lab"
+    exit 1
+  fi
+  for i in pause busybox; do
+    ctr --address "$sock" -n k8s.io images import --snapshotter "$SNAPSHOTTER" "$imgs/$i.tar" >/dev/null
+  done
+  say "up: $lab (pid $(daemon_pid "$lab"), socket $sock, namespace k8s.io, cgroup root $(cgroup_root_of "$lab"))"
+  echo "$sock"
+}
+
+# ---------------------------------------------------------------------------------------
+# down: leave no process, mount, shim socket or cgroup of this lab behind
+
+# ancestors: this shell and every process above it (never killed, even if their cmdline names the lab)
+ancestors() {
+  local p=$$
+  while [ -n "$p" ] && [ "$p" != 0 ]; do
+    echo "$p"
+    p="$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)"
+  done
+}
+
+# lab_pids LAB CGROUP_ROOT: pids of the lab's containers and shims (never by name).
+lab_pids() {
+  local lab="$1" cgroot="$2" f p d cmd
+  # 1. every process in the lab's pod cgroups (containers, and anything exec'd into them)
+  for d in "/sys/fs/cgroup/$cgroot" /sys/fs/cgroup/*/"$cgroot"; do
+    [ -d "$d" ] || continue
+    find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+  done
+  # 2. task inits recorded in the bundles, if they are still in one of the lab's cgroups
+  for f in "$lab"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
+    [ -f "$f" ] || continue
+    p="$(cat "$f" 2>/dev/null || true)"
+    [ -n "$p" ] && grep -q "/$cgroot/" "/proc/$p/cgroup" 2>/dev/null && echo "$p"
+  done
+  # 3. shims: their cwd is a task bundle under the lab, their cmdline names the lab's socket
+  #    (find -lname reads the /proc symlinks without a process per pid)
+  find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$lab/state/*" 2>/dev/null | cut -d/ -f3
+  for d in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname '*/containerd*' 2>/dev/null | cut -d/ -f3); do
+    cmd="$(tr '\0' ' ' < "/proc/$d/cmdline" 2>/dev/null || true)"
+    case "$cmd" in *"$lab/"*) echo "$d" ;; esac
+  done
+}
+
+alive() { # alive PID: exists and is not a zombie
+  local st
+  st="$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null || true)"
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
+down() {
+  local lab cgroot
+  lab="$(lab_dir "$1")"
+  [ -d "$lab" ] || return 0
+  [ -f "$lab/$MARKER" ] || [ -z "$(ls -A "$lab")" ] || die "$lab is not a lab (no $MARKER): not removing it"
+  cgroot="$(cgroup_root_of "$lab")"
+  stop_daemon "$lab"
+
+  local keep victims=() p i s
+  keep=" $(ancestors | tr '\n' ' ') "
+  for p in $(lab_pids "$lab" "$cgroot" | sort -un); do
+    case "$keep" in *" $p "*) continue ;; esac
+    victims+=("$p")
+  done
+  # Shim sockets live outside the lab (/run/containerd/s/<hash>); each bundle's `address` names one.
+  local socks=()
+  for f in "$lab"/state/io.containerd.runtime.v2.task/*/*/address; do
+    [ -f "$f" ] && socks+=("$(sed 's#^unix://##' "$f")")
+  done
+  if [ ${#victims[@]} -gt 0 ]; then
+    kill -KILL "${victims[@]}" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      local left=0
+      for p in "${victims[@]}"; do alive "$p" && left=1; done
+      [ $left = 0 ] && break
+      sleep 0.05
+    done
+  fi
+  # Unmount everything below the lab (rootfs overlays, sandbox shm), deepest first.
+  for i in 1 2 3; do
+    awk -v lab="$lab/" 'index($5, lab) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    awk -v lab="$lab/" 'index($5, lab) == 1' /proc/self/mountinfo | grep -q . || break
+    sleep 0.2
+  done
+  for s in "${socks[@]}"; do
+    case "$s" in /run/containerd/s/*) rm -f "$s" ;; esac
+  done
+  # Pod cgroups: runc removes each container's, nobody removes the pod level (kubelet's job).
+  for i in 1 2 3 4 5; do
+    local busy=0 c
+    for c in "/sys/fs/cgroup/$cgroot" /sys/fs/cgroup/*/"$cgroot"; do
+      [ -d "$c" ] || continue
+      find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+      [ -d "$c" ] && busy=1
+    done
+    [ $busy = 0 ] && break
+    sleep 0.2
+  done
+  rm -rf "$lab" 2>/dev/null || true
+
+  # Verify: name whatever is left, and fail.
+  local problems=()
+  for p in "${victims[@]}"; do alive "$p" && problems+=("process $p ($(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null))"); done
+  while read -r m; do [ -n "$m" ] && problems+=("mount $m"); done < <(awk -v lab="$lab/" 'index($5, lab) == 1 {print $5}' /proc/self/mountinfo)
+  for s in "${socks[@]}"; do [ -e "$s" ] && problems+=("shim socket $s"); done
+  for c in "/sys/fs/cgroup/$cgroot" /sys/fs/cgroup/*/"$cgroot"; do [ -d "$c" ] && problems+=("cgroup $c"); done
+  [ -e "$lab" ] && problems+=("directory $lab")
+  if [ ${#problems[@]} -gt 0 ]; then
+    say "down $lab left behind:"
+    printf '  %s\n' "${problems[@]}" >&2
+    exit 1
+  fi
+}
+
+# reap-after PID LAB: tear LAB down once PID (identified by its start time) has exited.
+reap_after() {
+  local pid="$1" lab start now
+  lab="$(lab_dir "$2")"
+  # Field 22 of /proc/PID/stat (start time) tells PID from a later process reusing it.
+  # Only the process decides: the lab may not exist yet (its `up` may still be running).
+  start="$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20 || true)"
+  while :; do
+    now="$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20 || true)"
+    [ -n "$now" ] && [ "$now" = "$start" ] || break
+    sleep 0.5
+  done
+  down "$lab"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  deps) deps ;;
+  images) [ -n "${2:-}" ] || die "usage: $0 images DIR"; images "$2" ;;
+  up) up "${2:-}" ;;
+  down) down "${2:-}" ;;
+  restart) lab="$(lab_dir "${2:-}")"; stop_daemon "$lab"; start_daemon "$lab" ;;
+  stop-daemon) stop_daemon "$(lab_dir "${2:-}")" ;;
+  start-daemon) start_daemon "$(lab_dir "${2:-}")" ;;
+  reap-after) [ -n "${2:-}" ] && [ -n "${3:-}" ] || die "usage: $0 reap-after PID LAB"; reap_after "$2" "$3" ;;
+  *) echo "usage: $0 deps | images DIR | up LAB | down LAB | restart LAB | stop-daemon LAB | start-daemon LAB | reap-after PID LAB" >&2; exit 2 ;;
+esac
