@@ -4,6 +4,7 @@
 //! One module per stage (see `docs/ARCHITECTURE.md`); each hands a plain value to the next.
 
 pub mod cli;
+pub mod plugins;
 pub mod record;
 
 // Discovery: runtime clients, conversion, the table and the sync loop.

@@ -1,0 +1,631 @@
+//! Integration tests of the plugin engine against real components built from
+//! `tests/plugins/` (good and deliberately bad plugins). Deadlines are >= 200 ms.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use gannet::plugins::{
+    ChainOutcome, ChainRunner, EngineOptions, LoadError, LoadedPlugin, PluginEngine, PluginMetrics,
+    PluginSet, PluginStage, PluginState, StageConfig,
+};
+use gannet::{ContainerRecord, Lifecycle};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Builds `tests/plugins` for wasm32-wasip2 once per test process (a file lock keeps
+/// concurrent test binaries from building at the same time) and returns the output dir.
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
+        let target = workspace.join("target");
+        std::fs::create_dir_all(&target).ok();
+        let lock = std::fs::File::create(target.join(".build-lock")).ok();
+        if let Some(lock) = &lock {
+            lock.lock().ok();
+        }
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(workspace.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "building tests/plugins failed: {status:?}"
+        );
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+fn wasm(name: &str) -> PathBuf {
+    plugin_dir().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn engine() -> Result<PluginEngine, Box<dyn std::error::Error>> {
+    Ok(PluginEngine::new(EngineOptions::default())?)
+}
+
+/// Copies test plugin `name` into `dir` as `file` (e.g. `10-x.wasm`), with a sidecar.
+fn install(
+    dir: &Path,
+    name: &str,
+    file: &str,
+    sidecar: Option<&str>,
+) -> Result<PathBuf, std::io::Error> {
+    let dest = dir.join(file);
+    std::fs::copy(wasm(name), &dest)?;
+    if let Some(text) = sidecar {
+        std::fs::write(dest.with_extension("toml"), text)?;
+    }
+    Ok(dest)
+}
+
+fn load(
+    dir: &Path,
+    name: &str,
+    sidecar: Option<&str>,
+) -> Result<Arc<LoadedPlugin>, Box<dyn std::error::Error>> {
+    let file = install(dir, name, &format!("{name}.wasm"), sidecar)?;
+    Ok(Arc::new(LoadedPlugin::load(
+        &engine()?,
+        &file,
+        "node-1",
+        &PluginMetrics::unregistered(),
+    )?))
+}
+
+fn load_err(
+    dir: &Path,
+    name: &str,
+    sidecar: Option<&str>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let file = install(dir, name, &format!("{name}.wasm"), sidecar)?;
+    match LoadedPlugin::load(&engine()?, &file, "node-1", &PluginMetrics::unregistered()) {
+        Ok(_) => Err(format!("{name} loaded but should have been refused").into()),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+fn record() -> ContainerRecord {
+    let mut r = ContainerRecord {
+        id: "c0ffee".into(),
+        ..Default::default()
+    };
+    r.labels.insert("app".into(), "web".into());
+    r.env.insert("DB_SECRET".into(), "hunter2".into());
+    r.env.insert("HOME".into(), "/root".into());
+    r.k8s.namespace = "prod".into();
+    r
+}
+
+fn chain(plugins: Vec<Arc<LoadedPlugin>>) -> gannet::plugins::PluginChain {
+    gannet::plugins::PluginChain::new(plugins)
+}
+
+#[test]
+fn tagger_reads_and_edits_through_the_resource() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let tagger = load(tmp.path(), "tagger", Some("[config]\nteam = \"a\"\n"))?;
+    let chain = chain(vec![tagger]);
+    let mut runner = ChainRunner::new();
+    let mut input = record();
+    input.labels.insert("route".into(), "audit".into());
+    let outcome = runner.run(&chain, Lifecycle::Updated, input);
+    let ChainOutcome::Passed {
+        record,
+        destinations,
+    } = outcome
+    else {
+        return Err(format!("expected pass, got {outcome:?}").into());
+    };
+    assert_eq!(destinations, Some(vec!["audit".to_string()]));
+    assert_eq!(
+        record.tags.get("config").map(String::as_str),
+        Some(r#"{"team":"a"}"#)
+    );
+    assert_eq!(record.tags.get("node").map(String::as_str), Some("node-1"));
+    assert_eq!(
+        record.tags.get("event").map(String::as_str),
+        Some("updated")
+    );
+    assert_eq!(
+        record.tags.get("namespace").map(String::as_str),
+        Some("prod")
+    );
+    assert_eq!(record.env.get("DB_SECRET").map(String::as_str), Some("***"));
+    assert_eq!(record.env.get("HOME").map(String::as_str), Some("/root"));
+    Ok(())
+}
+
+#[test]
+fn instances_are_reused_across_records() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let tagger = load(tmp.path(), "tagger", None)?;
+    let chain = chain(vec![tagger.clone()]);
+    let mut runner = ChainRunner::new();
+    for _ in 0..200 {
+        let outcome = runner.run(&chain, Lifecycle::Added, record());
+        assert!(matches!(outcome, ChainOutcome::Passed { .. }));
+    }
+    // 200 calls, and the handle table never filled up: the borrow is lent, not owned.
+    assert_eq!(tagger.context().counters.calls.get(), 200);
+    assert_eq!(tagger.context().counters.errors_init.get(), 0);
+    Ok(())
+}
+
+#[test]
+fn trap_is_survived_and_the_instance_replaced() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let trap = load(
+        tmp.path(),
+        "trap",
+        Some("quarantine_after_failures = 100\n"),
+    )?;
+    let tagger = load(tmp.path(), "tagger", None)?;
+    let chain = chain(vec![trap.clone(), tagger]);
+    let mut runner = ChainRunner::new();
+    for _ in 0..3 {
+        let outcome = runner.run(&chain, Lifecycle::Added, record());
+        // Policy pass: the record goes on to the next plugin as it was.
+        let ChainOutcome::Passed { record, .. } = outcome else {
+            return Err(format!("expected pass, got {outcome:?}").into());
+        };
+        assert_eq!(
+            record.tags.get("namespace").map(String::as_str),
+            Some("prod")
+        );
+    }
+    assert_eq!(trap.context().counters.errors_trap.get(), 3);
+    assert!(trap
+        .info()
+        .last_error
+        .is_some_and(|e| e.starts_with("trapped:")));
+    Ok(())
+}
+
+#[test]
+fn deadline_stops_an_endless_loop_within_twice_its_value() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let spin = load(tmp.path(), "spin", Some("call_deadline_ms = 200\n"))?;
+    let chain = chain(vec![spin.clone()]);
+    let mut runner = ChainRunner::new();
+    let started = Instant::now();
+    let outcome = runner.run(&chain, Lifecycle::Added, record());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "stopped late: {elapsed:?}"
+    );
+    assert_eq!(
+        outcome,
+        ChainOutcome::Passed {
+            record: record(),
+            destinations: None
+        }
+    );
+    assert_eq!(spin.context().counters.timeouts.get(), 1);
+    Ok(())
+}
+
+#[test]
+fn memory_limit_holds() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let hog = load(
+        tmp.path(),
+        "memory-hog",
+        Some("memory_limit_bytes = 16777216\ncall_deadline_ms = 5000\n"),
+    )?;
+    let chain = chain(vec![hog.clone()]);
+    let mut runner = ChainRunner::new();
+    let outcome = runner.run(&chain, Lifecycle::Added, record());
+    assert_eq!(
+        outcome,
+        ChainOutcome::Passed {
+            record: record(),
+            destinations: None
+        }
+    );
+    assert_eq!(hog.context().counters.errors_memory.get(), 1);
+    assert_eq!(hog.context().counters.timeouts.get(), 0);
+    // And again, on a fresh instance.
+    let _ = runner.run(&chain, Lifecycle::Added, record());
+    assert_eq!(hog.context().counters.errors_memory.get(), 2);
+    Ok(())
+}
+
+#[test]
+fn failure_policy_drop_discards_mutations_of_a_trapping_call() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let bad = load(
+        tmp.path(),
+        "mutate-then-trap",
+        Some("failure_policy = \"drop\"\n"),
+    )?;
+    let chain = chain(vec![bad.clone()]);
+    let mut runner = ChainRunner::new();
+    let outcome = runner.run(&chain, Lifecycle::Added, record());
+    assert_eq!(
+        outcome,
+        ChainOutcome::Dropped {
+            record: record(),
+            plugin: "mutate-then-trap".into(),
+            intentional: false
+        }
+    );
+    assert_eq!(bad.context().counters.drops_failure.get(), 1);
+    assert_eq!(bad.context().counters.drops_intentional.get(), 0);
+    Ok(())
+}
+
+#[test]
+fn err_verdict_discards_mutations_and_passes_by_default() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let bad = load(tmp.path(), "process-err", None)?;
+    let chain = chain(vec![bad.clone()]);
+    let mut runner = ChainRunner::new();
+    let outcome = runner.run(&chain, Lifecycle::Added, record());
+    assert_eq!(
+        outcome,
+        ChainOutcome::Passed {
+            record: record(),
+            destinations: None
+        }
+    );
+    assert_eq!(bad.context().counters.errors_err.get(), 1);
+    assert_eq!(
+        bad.info().last_error.as_deref(),
+        Some("process returned err: cannot handle this record")
+    );
+    Ok(())
+}
+
+#[test]
+fn consecutive_failures_quarantine_the_plugin() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let trap = load(tmp.path(), "trap", Some("quarantine_after_failures = 3\n"))?;
+    let chain = chain(vec![trap.clone()]);
+    let mut runner = ChainRunner::new();
+    for _ in 0..5 {
+        let _ = runner.run(&chain, Lifecycle::Added, record());
+    }
+    assert!(trap.is_quarantined());
+    assert_eq!(trap.info().state, PluginState::Quarantined);
+    // Skipped after quarantine: only the three failing calls were made.
+    assert_eq!(trap.context().counters.calls.get(), 3);
+    assert_eq!(trap.context().counters.quarantines.get(), 1);
+    Ok(())
+}
+
+#[test]
+fn wrong_world_is_refused_at_load() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let err = load_err(tmp.path(), "wrong-world", None)?;
+    assert!(
+        err.contains("wrong-world.wasm\": does not match world gannet:plugin/plugin@0.1.0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rebuild it against gannet:plugin@0.1.0"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+    Ok(())
+}
+
+#[test]
+fn init_rejecting_its_config_is_refused_at_load() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let err = load_err(tmp.path(), "init-fails", None)?;
+    assert!(err.ends_with(
+        "init-fails.wasm\": init rejected the config: missing key `namespaces`; add it under [config]; fix `config` in its sidecar"
+    ), "{err}");
+    Ok(())
+}
+
+#[test]
+fn core_module_is_refused_with_one_line_naming_the_file() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("core.wasm");
+    std::fs::write(&file, b"\0asm\x01\0\0\0")?;
+    let err = LoadedPlugin::load(&engine()?, &file, "n", &PluginMetrics::unregistered())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err,
+        format!(
+            "plugin {:?}: a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2 --release`",
+            file
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_sidecar_is_refused_naming_file_and_field() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let err = load_err(
+        tmp.path(),
+        "noop",
+        Some("call_deadline_ms = 300\nmemory_limit = 5\n"),
+    )?;
+    assert!(
+        err.contains("noop.toml\": unknown field `memory_limit`"),
+        "{err}"
+    );
+    assert!(err.contains("(line 2)"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn directory_loads_in_file_name_order_and_skips_broken_plugins() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    install(tmp.path(), "tagger", "20-tagger.wasm", None)?;
+    install(tmp.path(), "noop", "10-noop.wasm", None)?;
+    install(tmp.path(), "wrong-world", "15-wrong.wasm", None)?;
+    std::fs::write(tmp.path().join("README.txt"), "not a plugin")?;
+    let (set, errors) =
+        PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
+    let names: Vec<String> = set.plugins().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["10-noop".to_string(), "20-tagger".to_string()]);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        matches!(&errors[0], LoadError::WrongWorld { path, .. } if path.ends_with("15-wrong.wasm"))
+    );
+    Ok(())
+}
+
+#[test]
+fn reload_swaps_removes_and_refuses_a_broken_replacement() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    install(tmp.path(), "noop", "10-a.wasm", None)?;
+    install(tmp.path(), "tagger", "20-b.wasm", Some("[config]\nv = 1\n"))?;
+    let (set, errors) =
+        PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
+    assert!(errors.is_empty());
+    let first = set.current();
+
+    // Swap: a changed sidecar reloads that plugin only.
+    std::fs::write(tmp.path().join("20-b.toml"), "[config]\nv = 2\n")?;
+    let summary = set.reload().map_err(|e| format!("{e:?}"))?;
+    assert_eq!(summary.loaded, vec!["20-b".to_string()]);
+    assert_eq!(summary.kept, vec!["10-a".to_string()]);
+    let mut runner = ChainRunner::new();
+    let outcome = runner.run(&set.current(), Lifecycle::Added, record());
+    assert_eq!(
+        outcome.record().tags.get("config").map(String::as_str),
+        Some(r#"{"v":2}"#)
+    );
+    // The old chain still works for records that started on it.
+    let old = runner.run(&first, Lifecycle::Added, record());
+    assert_eq!(
+        old.record().tags.get("config").map(String::as_str),
+        Some(r#"{"v":1}"#)
+    );
+
+    // Removal.
+    std::fs::remove_file(tmp.path().join("10-a.wasm"))?;
+    let summary = set.reload().map_err(|e| format!("{e:?}"))?;
+    assert_eq!(summary.removed, vec!["10-a".to_string()]);
+    assert_eq!(set.plugins().len(), 1);
+
+    // A broken replacement is refused; the previous chain keeps running.
+    let before = set.current();
+    std::fs::write(tmp.path().join("20-b.wasm"), b"\0asm\x01\0\0\0")?;
+    let errors = set.reload().err().unwrap_or_default();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("20-b.wasm\": a core WebAssembly module"),
+        "{}",
+        errors[0]
+    );
+    assert!(Arc::ptr_eq(&before, &set.current()));
+    let outcome = runner.run(&set.current(), Lifecycle::Added, record());
+    assert_eq!(
+        outcome.record().tags.get("config").map(String::as_str),
+        Some(r#"{"v":2}"#)
+    );
+    Ok(())
+}
+
+#[test]
+fn watcher_reloads_after_a_write_then_rename() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    install(tmp.path(), "noop", "10-a.wasm", None)?;
+    let (set, _) = PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
+    let set = Arc::new(set);
+    let _watcher = gannet::plugins::watch(set.clone(), Duration::from_millis(200))?;
+    std::fs::copy(wasm("tagger"), tmp.path().join(".20-b.wasm.tmp"))?;
+    std::fs::rename(
+        tmp.path().join(".20-b.wasm.tmp"),
+        tmp.path().join("20-b.wasm"),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while set.plugins().len() < 2 {
+        if Instant::now() > deadline {
+            return Err("watcher did not reload within 20 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(set.plugins()[1].name, "20-b");
+    Ok(())
+}
+
+#[test]
+fn cache_is_used_and_keyed_on_engine_configuration() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let plugins = tmp.path().join("plugins");
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&plugins)?;
+    let file = install(&plugins, "noop", "10-noop.wasm", None)?;
+    let metrics = PluginMetrics::unregistered();
+    let options = |enforce_limits| EngineOptions {
+        cache_dir: Some(cache.clone()),
+        enforce_limits,
+    };
+    let first = LoadedPlugin::load(&PluginEngine::new(options(true))?, &file, "n", &metrics)?;
+    assert!(!first.from_cache());
+    let second = LoadedPlugin::load(&PluginEngine::new(options(true))?, &file, "n", &metrics)?;
+    assert!(second.from_cache());
+    // Another engine configuration must not load the artifact built for the first.
+    let other = LoadedPlugin::load(&PluginEngine::new(options(false))?, &file, "n", &metrics)?;
+    assert!(!other.from_cache());
+    assert_eq!(std::fs::read_dir(&cache)?.count(), 2);
+    // Loading the directory cleans entries of other engines.
+    let (_set, errors) =
+        PluginSet::load_dir(PluginEngine::new(options(true))?, &plugins, "n", metrics)?;
+    assert!(errors.is_empty());
+    assert_eq!(std::fs::read_dir(&cache)?.count(), 1);
+    Ok(())
+}
+
+#[test]
+fn cache_inside_the_plugin_directory_is_refused() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let engine = PluginEngine::new(EngineOptions {
+        cache_dir: Some(tmp.path().join("cache")),
+        enforce_limits: true,
+    })?;
+    let err = PluginSet::load_dir(engine, tmp.path(), "n", PluginMetrics::unregistered())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("is inside the plugin directory"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn stage_keeps_order_and_in_flight_records_finish_on_their_chain() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    install(tmp.path(), "tagger", "20-b.wasm", Some("[config]\nv = 1\n"))?;
+    let (set, _) = PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
+    let set = Arc::new(set);
+    let stage = PluginStage::start(set.clone(), StageConfig { workers: 2 })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(async {
+        let mut pending = Vec::new();
+        for i in 0..20 {
+            let mut r = record();
+            r.restart_count = i;
+            pending.push(stage.submit(Lifecycle::Updated, r).await?);
+        }
+        std::fs::write(tmp.path().join("20-b.toml"), "[config]\nv = 2\n")?;
+        set.reload().map_err(|e| format!("{e:?}"))?;
+        for i in 20..40 {
+            let mut r = record();
+            r.restart_count = i;
+            pending.push(stage.submit(Lifecycle::Updated, r).await?);
+        }
+        for (i, p) in pending.into_iter().enumerate() {
+            let outcome = p.outcome().await?;
+            let expected = if i < 20 { r#"{"v":1}"# } else { r#"{"v":2}"# };
+            assert_eq!(outcome.record().restart_count as usize, i);
+            assert_eq!(
+                outcome.record().tags.get("config").map(String::as_str),
+                Some(expected)
+            );
+        }
+        let direct = stage.process(Lifecycle::Added, record()).await?;
+        assert!(matches!(direct, ChainOutcome::Passed { .. }));
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
+fn gannet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gannet"))
+}
+
+#[test]
+fn cli_check_prints_contract_and_refuses_bad_plugins() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let good = install(
+        tmp.path(),
+        "tagger",
+        "tagger.wasm",
+        Some("[grants]\nenv = [\"HOME\"]\n"),
+    )?;
+    let out = gannet().args(["plugin", "check"]).arg(&good).output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("wit: gannet:plugin@0.1.0"), "{stdout}");
+    assert!(
+        stdout.contains("  gannet:plugin/handler@0.1.0.process"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  wasi:cli/stderr@0.2"), "{stdout}");
+    assert!(stdout.contains("  env HOME"), "{stdout}");
+
+    let bad = install(tmp.path(), "wrong-world", "wrong.wasm", None)?;
+    let out = gannet().args(["plugin", "check"]).arg(&bad).output()?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(!out.status.success());
+    assert!(stderr.contains("does not match world"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn cli_run_streams_verdicts_and_reports_bad_lines() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id":"a","labels":{"route":"audit"}}"#,
+            "\n",
+            "{oops\n",
+            r#"{"event":"removed","time":"2024-01-01T00:00:00Z","node":"n1","record":{"id":"b","labels":{"drop":"x"}}}"#,
+            "\n",
+            r#"{"id":"c"}"#,
+            "\n"
+        ),
+    )?;
+    let out = gannet()
+        .args(["plugin", "run"])
+        .arg(wasm("tagger"))
+        .arg("--input")
+        .arg(&input)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["verdict"], "route");
+    assert_eq!(lines[0]["outputs"][0], "audit");
+    assert_eq!(lines[1]["verdict"], "drop");
+    assert_eq!(lines[1]["record"]["tags"]["event"], "removed");
+    assert_eq!(lines[2]["verdict"], "pass");
+    assert!(stderr.contains("line 2:"), "{stderr}");
+    assert!(!out.status.success());
+    Ok(())
+}
+
+#[test]
+fn cli_version_names_wit_and_wasmtime() -> TestResult {
+    let out = gannet().arg("version").output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(stdout.contains("wit gannet:plugin@0.1.0\n"), "{stdout}");
+    assert!(stdout.contains("wasmtime 48.0.8\n"), "{stdout}");
+    Ok(())
+}
