@@ -23,7 +23,7 @@ mod health;
 mod view;
 
 pub use health::Health;
-pub use view::{ContainerFilter, ContainerView, PluginInfo, ViewEvent};
+pub use view::{ContainerFilter, ContainerView, PluginInfo, PluginSource, ViewEvent};
 
 use crate::config::{ApiConfig, EnvValues};
 use crate::outputs::EventIds;

@@ -77,8 +77,11 @@ pub struct ContainerView {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<ViewEvent>,
     removed_retention: Duration,
-    plugins: Arc<Mutex<Vec<PluginInfo>>>,
+    plugins: Arc<Mutex<PluginSource>>,
 }
+
+/// Where `/v1/plugins` reads the plugin list from (the plugin stage, live).
+pub type PluginSource = Arc<dyn Fn() -> Vec<PluginInfo> + Send + Sync>;
 
 impl ContainerView {
     /// An empty view. `watch_buffer` events may queue per watcher before it is cut off.
@@ -91,7 +94,7 @@ impl ContainerView {
             })),
             events,
             removed_retention,
-            plugins: Arc::new(Mutex::new(Vec::new())),
+            plugins: Arc::new(Mutex::new(Arc::new(Vec::new))),
         }
     }
 
@@ -171,17 +174,24 @@ impl ContainerView {
         (inner.live.values().cloned().collect(), rx)
     }
 
-    /// Replaces the plugin list `/v1/plugins` shows.
+    /// Sets where `/v1/plugins` reads the plugin list from.
+    pub fn set_plugin_source(&self, source: PluginSource) {
+        *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = source;
+    }
+
+    /// Replaces the plugin list `/v1/plugins` shows with a fixed one.
     pub fn set_plugins(&self, plugins: Vec<PluginInfo>) {
-        *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = plugins;
+        self.set_plugin_source(Arc::new(move || plugins.clone()));
     }
 
     /// The plugin list.
     pub fn plugins(&self) -> Vec<PluginInfo> {
-        self.plugins
+        let source = self
+            .plugins
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        source()
     }
 }
 

@@ -23,8 +23,13 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry as TracingRegistry};
 use crate::api::{ApiContext, ApiListeners, ContainerView, Health};
 use crate::config::{check_reloadable, resolve_node_name, Config, LogFormat, Overrides};
 use crate::outputs::{EventIds, OutputMetrics, Outputs};
-use crate::pipeline::{self, Chain, PassThrough, Sink};
+use crate::pipeline::{self, Chain, Outcome, PassThrough, Sink};
+use crate::plugins::{
+    ChainOutcome, PluginEngine, PluginMetrics, PluginSet, PluginStage, StageConfig,
+};
 use crate::record::{ContainerRecord, Lifecycle};
+use crate::table::ContainerEvent;
+use futures::future::BoxFuture;
 
 /// Events waiting between discovery and the chain. Discovery coalesces while this is
 /// full, so it bounds memory without ever stalling the runtime's event reader.
@@ -151,6 +156,7 @@ struct Reloadable {
     sink: Arc<Sink>,
     ctx: ApiContext,
     log_handle: FilterHandle,
+    plugins: Option<Arc<PluginSet>>,
 }
 
 impl Reloadable {
@@ -173,6 +179,22 @@ impl Reloadable {
         if new.logging.format != self.config.logging.format {
             warn!(message = "A logging.format change applies at the next restart.");
         }
+        if let Some(set) = self.plugins.clone() {
+            match tokio::task::spawn_blocking(move || set.reload()).await {
+                Ok(Ok(summary)) => info!(
+                    message = "Plugins reloaded.",
+                    loaded = summary.loaded.len(),
+                    kept = summary.kept.len(),
+                    removed = summary.removed.len()
+                ),
+                Ok(Err(errors)) => {
+                    for error in errors {
+                        error!(message = "Plugin refused on reload; the old one keeps running.", %error);
+                    }
+                }
+                Err(e) => error!(message = "Plugin reload failed.", error = %e),
+            }
+        }
         self.config = new;
         Ok(())
     }
@@ -191,7 +213,12 @@ async fn agent(
     let listeners = ApiListeners::bind(&config.api).await?;
     let ids = Arc::new(EventIds::new());
     let outputs = Outputs::build(&config, &node, ids.clone(), metrics.clone())?;
-    let chain: Arc<dyn Chain> = Arc::new(PassThrough);
+    let plugin_metrics = PluginMetrics::register(&mut registry);
+    let plugins = start_plugins(&config, &node, plugin_metrics).await?;
+    let chain: Arc<dyn Chain> = match &plugins {
+        Some(p) => Arc::new(StageChain(p.stage.clone())),
+        None => Arc::new(PassThrough),
+    };
 
     let api_stop = CancellationToken::new();
     let health = Arc::new(Health::new());
@@ -208,6 +235,29 @@ async fn agent(
         config.record.env_values,
         api_stop.clone(),
     );
+    if let Some(p) = &plugins {
+        let stage = p.stage.clone();
+        view.set_plugin_source(Arc::new(move || {
+            stage
+                .plugins()
+                .into_iter()
+                .map(|i| crate::api::PluginInfo {
+                    file: i
+                        .file
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    sha256: i.content_hash,
+                    wit_version: i.wit_version,
+                    state: match i.state {
+                        crate::plugins::PluginState::Active => "active".to_string(),
+                        crate::plugins::PluginState::Quarantined => "quarantined".to_string(),
+                    },
+                    last_error: i.last_error,
+                })
+                .collect()
+        }));
+    }
     let api_tasks = listeners.serve(ctx.clone(), health.clone(), Arc::new(registry));
     let sink = Arc::new(Sink {
         view,
@@ -219,6 +269,7 @@ async fn agent(
     let discovery_stop = CancellationToken::new();
     let discovery_task = tokio::spawn(discovery(
         config.clone(),
+        overrides.socket.clone(),
         events_tx,
         health.clone(),
         discovery_stop.clone(),
@@ -235,6 +286,7 @@ async fn agent(
         sink: sink.clone(),
         ctx,
         log_handle,
+        plugins: plugins.as_ref().map(|p| p.stage.set().clone()),
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -279,16 +331,123 @@ async fn agent(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The discovery stage: sends lifecycle events until `stop`, keeps readiness.
+/// The discovery stage: sends lifecycle events until `stop`; mirrors its readiness
+/// (first full sync done, runtime answering) into `/readyz`. Runtime errors are retried
+/// with backoff inside discovery and never end it.
 async fn discovery(
-    _config: Config,
-    events: mpsc::Sender<(Lifecycle, ContainerRecord)>,
+    config: Config,
+    socket_flag: Option<PathBuf>,
+    events: mpsc::Sender<ContainerEvent>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    // Discovery is wired in when its branch lands; until then the agent serves the API
-    // and the outputs, and /readyz stays false (no full sync has happened).
-    health.set_ready(false);
-    stop.cancelled().await;
-    drop(events);
+    let discovery_config = crate::discovery::Config {
+        socket: Some(config.runtime.socket.clone()),
+        socket_flag,
+        host_root: config.runtime.host_root.clone(),
+        resync_period_secs: config.runtime.resync_period(),
+        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
+        ..crate::discovery::Config::default()
+    };
+    let discovery = crate::discovery::Discovery::new(discovery_config);
+    let mut ready = discovery.readiness();
+    let readiness_stop = stop.clone();
+    let mirror = tokio::spawn(async move {
+        loop {
+            health.set_ready(*ready.borrow_and_update());
+            tokio::select! {
+                changed = ready.changed() => if changed.is_err() { break },
+                () = readiness_stop.cancelled() => break,
+            }
+        }
+        health.set_ready(false);
+    });
+    if let Err(e) = discovery.run(events, stop).await {
+        error!(message = "Discovery stopped.", error = %e);
+    }
+    let _ = mirror.await;
+}
+
+/// The plugin stage and what keeps its directory watched.
+struct Plugins {
+    stage: Arc<PluginStage>,
+    _watcher: Option<crate::plugins::DirWatcher>,
+}
+
+/// How long the plugin directory must be quiet before a hot reload.
+const PLUGIN_RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// Loads the plugin directory (if configured) and starts the stage's worker threads.
+async fn start_plugins(
+    config: &Config,
+    node: &str,
+    metrics: PluginMetrics,
+) -> anyhow::Result<Option<Plugins>> {
+    let Some(dir) = config.plugins.dir.clone() else {
+        return Ok(None);
+    };
+    let options = crate::plugins::EngineOptions {
+        cache_dir: config.plugins.cache_dir.clone(),
+        ..Default::default()
+    };
+    let node = node.to_string();
+    let set = tokio::task::spawn_blocking(move || -> anyhow::Result<PluginSet> {
+        let engine = PluginEngine::new(options)?;
+        let (set, _errors) = PluginSet::load_dir(engine, &dir, &node, metrics)?;
+        Ok(set)
+    })
+    .await
+    .context("plugin loading stopped")??;
+    let set = Arc::new(set);
+    let watcher = match crate::plugins::watch(set.clone(), PLUGIN_RELOAD_DEBOUNCE) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(message = "Plugin directory not watched; use SIGHUP to reload.", error = %e);
+            None
+        }
+    };
+    let stage = PluginStage::start(set, StageConfig::default())?;
+    Ok(Some(Plugins {
+        stage: Arc::new(stage),
+        _watcher: watcher,
+    }))
+}
+
+/// The plugin stage as the pipeline's chain.
+struct StageChain(Arc<PluginStage>);
+
+// `start` yields the outcome's future on purpose: queueing and finishing are two steps.
+#[allow(clippy::async_yields_async)]
+impl Chain for StageChain {
+    fn start(
+        &self,
+        event: Lifecycle,
+        record: ContainerRecord,
+    ) -> BoxFuture<'_, BoxFuture<'static, Outcome>> {
+        Box::pin(async move {
+            let done: BoxFuture<'static, Outcome> = match self.0.submit(event, record).await {
+                Ok(pending) => Box::pin(async move {
+                    match pending.outcome().await {
+                        Ok(ChainOutcome::Dropped { .. }) => Outcome::Dropped,
+                        Ok(ChainOutcome::Passed {
+                            record,
+                            destinations,
+                        }) => Outcome::Passed {
+                            record,
+                            destinations: destinations.unwrap_or_default(),
+                        },
+                        Err(e) => {
+                            error!(message = "Plugin stage lost a record.", error = %e);
+                            Outcome::Dropped
+                        }
+                    }
+                }),
+                Err(e) => {
+                    error!(message = "Plugin stage refused a record.", error = %e);
+                    Box::pin(async { Outcome::Dropped })
+                }
+            };
+            done
+        })
+    }
 }

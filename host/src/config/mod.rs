@@ -101,6 +101,9 @@ impl RuntimeConfig {
 pub struct PluginsConfig {
     /// Directory of `*.wasm` plugins, run in file-name order; unset means no plugins.
     pub dir: Option<PathBuf>,
+    /// Where compiled plugins are cached across restarts (outside `dir`); unset compiles
+    /// in memory at every start.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `[record]`: how records are serialized in outputs and the API.
@@ -648,7 +651,12 @@ fn check_writable(field: &str, path: &Path) -> Result<(), ConfigError> {
 /// # Errors
 /// [`ConfigError::RestartRequired`] naming the first field that differs.
 pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
-    let fixed: [(&str, bool); 6] = [
+    let fixed: [(&str, bool); 8] = [
+        ("plugins.dir", old.plugins.dir != new.plugins.dir),
+        (
+            "plugins.cache_dir",
+            old.plugins.cache_dir != new.plugins.cache_dir,
+        ),
         ("runtime.socket", old.runtime.socket != new.runtime.socket),
         (
             "runtime.host_root",

@@ -338,6 +338,7 @@ fn example_config_parses_and_validates() -> TestResult {
 fn all_field_paths() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut c = Config::default();
     c.plugins.dir = Some("/p".into());
+    c.plugins.cache_dir = Some("/c".into());
     c.api.listen = Some("127.0.0.1:1".parse()?);
     let mut http = HttpConfig::with_url("https://x/");
     http.tls = Some(TlsConfig {

@@ -10,6 +10,7 @@ use crate::outputs::{EventIds, OutputMetrics};
 /// 0-3 ms per event so outcomes finish out of order unless the pipeline orders them.
 struct TestChain;
 
+#[allow(clippy::async_yields_async)]
 impl Chain for TestChain {
     fn start(
         &self,
@@ -90,7 +91,11 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
             } else {
                 Lifecycle::Updated
             };
-            tx.send((event, rec(id, ns, seq))).await?;
+            tx.send(ContainerEvent {
+                lifecycle: event,
+                record: Arc::new(rec(id, ns, seq)),
+            })
+            .await?;
         }
     }
     drop(tx);
