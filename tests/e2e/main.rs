@@ -8,3 +8,5 @@ mod harness_selftest;
 mod discovery;
 // `gannet run` without a runtime: health, bad input, SIGHUP and SIGTERM.
 mod run_signals;
+// `gannet run` against a real containerd: HTTP output, retries, the data API, SIGTERM flush.
+mod pipeline;

@@ -22,13 +22,19 @@ pub fn gannet_bin() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .map(|d| d.join("gannet"))
         .ok_or("no target directory")?;
     if !bin.exists() {
-        return Err(format!("{} not found; run `cargo build -p gannet` first", bin.display()).into());
+        return Err(format!(
+            "{} not found; run `cargo build -p gannet` first",
+            bin.display()
+        )
+        .into());
     }
     Ok(bin)
 }
 
 fn free_port() -> Result<u16, std::io::Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// GET over plain TCP; returns the status code.
@@ -47,7 +53,10 @@ pub fn http_status(port: u16, path: &str) -> Result<u16, Box<dyn std::error::Err
 }
 
 fn signal(child: &Child, sig: &str) -> TestResult {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status()?;
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()?;
     if !status.success() {
         return Err(format!("kill -{sig} failed").into());
     }
@@ -97,7 +106,9 @@ fn run_without_runtime_stays_unready_reloads_safely_and_exits_zero_on_sigterm() 
         .stderr(std::fs::File::create(&stderr_path)?)
         .spawn()?;
     let result = (|| -> TestResult {
-        wait_until("/healthz", || http_status(port, "/healthz").ok() == Some(200))?;
+        wait_until("/healthz", || {
+            http_status(port, "/healthz").ok() == Some(200)
+        })?;
         assert_eq!(http_status(port, "/readyz")?, 503, "no runtime: not ready");
         assert_eq!(http_status(port, "/metrics")?, 200);
         assert!(dir.path().join("api.sock").exists());
@@ -119,7 +130,10 @@ fn run_without_runtime_stays_unready_reloads_safely_and_exits_zero_on_sigterm() 
         assert_eq!(http_status(port, "/healthz")?, 200);
 
         // A valid change is taken.
-        std::fs::write(&config, config_text(dir.path(), port) + "[logging]\nlevel = \"debug\"\n")?;
+        std::fs::write(
+            &config,
+            config_text(dir.path(), port) + "[logging]\nlevel = \"debug\"\n",
+        )?;
         signal(&child, "HUP")?;
         wait_until("the reload", || log().contains("Config reloaded"))?;
 
@@ -135,12 +149,18 @@ fn run_without_runtime_stays_unready_reloads_safely_and_exits_zero_on_sigterm() 
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(status.success(), "exit status {status:?}; log:\n{}", log());
-        assert!(!dir.path().join("api.sock").exists(), "socket removed on exit");
+        assert!(
+            !dir.path().join("api.sock").exists(),
+            "socket removed on exit"
+        );
         Ok(())
     })();
     if result.is_err() {
         let _ = child.kill();
-        eprintln!("gannet stderr:\n{}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
+        eprintln!(
+            "gannet stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
     }
     result
 }
@@ -166,10 +186,17 @@ fn bad_input_exits_nonzero_with_one_line() -> TestResult {
     for (name, text, expect) in cases {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, text)?;
-        let out = Command::new(gannet_bin()?).args(["run", "--node-name", "n", "--config"]).arg(&path).output()?;
+        let out = Command::new(gannet_bin()?)
+            .args(["run", "--node-name", "n", "--config"])
+            .arg(&path)
+            .output()?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: must fail");
-        assert_eq!(stderr.trim().lines().count(), 1, "{name}: one line: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{name}: one line: {stderr}"
+        );
         assert!(stderr.contains(expect), "{name}: {stderr}");
     }
     // An address in use.
@@ -177,9 +204,15 @@ fn bad_input_exits_nonzero_with_one_line() -> TestResult {
     let port = taken.local_addr()?.port();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, config_text(dir.path(), port))?;
-    let out = Command::new(gannet_bin()?).args(["run", "--node-name", "n", "--config"]).arg(&path).output()?;
+    let out = Command::new(gannet_bin()?)
+        .args(["run", "--node-name", "n", "--config"])
+        .arg(&path)
+        .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("api.health_listen") && stderr.contains("address already in use"), "{stderr}");
+    assert!(
+        stderr.contains("api.health_listen") && stderr.contains("address already in use"),
+        "{stderr}"
+    );
     Ok(())
 }
