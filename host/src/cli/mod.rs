@@ -11,11 +11,14 @@ mod list;
 mod logging;
 mod plugin;
 mod version;
+
+// `gannet run` and `gannet config`.
 mod config;
 mod run;
 
 pub use list::ListArgs;
 pub use plugin::PluginCommand;
+
 pub use config::ConfigCommand;
 pub use run::RunArgs;
 
