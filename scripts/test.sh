@@ -50,7 +50,9 @@ if [ -f plugins/Cargo.toml ]; then
   step "build the example plugins (wasm32-wasip2)"
   locked=()
   [ -f plugins/Cargo.lock ] && locked=(--locked)
-  cargo build --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release "${locked[@]}"
+  # Into plugins/target, where the tests look for them (they unset CARGO_TARGET_DIR too).
+  env -u CARGO_TARGET_DIR cargo build --manifest-path plugins/Cargo.toml \
+    --target wasm32-wasip2 --release "${locked[@]}"
 fi
 
 LAB="$(mktemp -d /tmp/gannet-e2e-suite.XXXXXX)"

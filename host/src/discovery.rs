@@ -9,8 +9,9 @@
 //! `watch`, and a shared view of the [`ContainerTable`]. [`discover_once`] is the one-shot
 //! form behind `gannet list`.
 //!
-//! Later (issue 5), containerd's event stream only has to call [`SyncState::mark_dirty`]
-//! for an id: the fetch workers already drain the dirty set.
+//! Runtime events (issue 5) slot in through [`Discovery::dirty_sender`]: an id sent there
+//! is marked dirty (its generation grows) and the fetch workers drain the dirty set at
+//! once; an unknown id triggers an immediate sync so its pod is listed with it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -42,6 +43,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Directories searched for a container's rootfs after `containerd_state_dir` and
 /// `$CONTAINERD_STATE_DIR` (the reference's list).
 const DEFAULT_STATE_DIRS: [&str; 2] = ["/run/containerd", "/var/run/containerd"];
+/// Ids waiting to be marked dirty: room for a burst of runtime events (a node drain stops
+/// hundreds of containers at once); a full buffer makes the sender wait, and the periodic
+/// sync remains the safety net.
+const DIRTY_BUFFER: usize = 1024;
 /// Environment variable naming containerd's state directory (the reference's name).
 pub const STATE_DIR_ENV: &str = "CONTAINERD_STATE_DIR";
 
@@ -212,7 +217,7 @@ impl FetchContext {
         &self,
         summary_sandbox_id: &str,
         id: &str,
-        sandbox: Option<&SandboxSummary>,
+        sandboxes: &HashMap<String, SandboxSummary>,
         cached_upper: Option<String>,
         cached_rootfs: Option<String>,
     ) -> Result<Fetched, CriError> {
@@ -225,6 +230,10 @@ impl FetchContext {
                 problems = ?info.problems,
             );
         }
+        // The list's sandbox id, else the info's (a container known only from an event).
+        let sandbox = sandboxes
+            .get(summary_sandbox_id)
+            .or_else(|| info.sandbox_id.as_ref().and_then(|sb| sandboxes.get(sb)));
         let liveness = match status.state() {
             CriState::Running => self
                 .liveness
@@ -346,8 +355,9 @@ pub async fn discover_once(
             let (ctx, sandboxes, limit) = (ctx.clone(), Arc::clone(&sandboxes), Arc::clone(&limit));
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let sandbox = sandboxes.get(&c.sandbox_id);
-                let result = ctx.fetch(&c.sandbox_id, &c.id, sandbox, None, None).await;
+                let result = ctx
+                    .fetch(&c.sandbox_id, &c.id, &sandboxes, None, None)
+                    .await;
                 (c.id, result)
             });
         }
@@ -496,6 +506,8 @@ pub struct Discovery {
     config: Config,
     ready: watch::Sender<bool>,
     table: SharedTable,
+    dirty_tx: mpsc::Sender<String>,
+    dirty_rx: mpsc::Receiver<String>,
 }
 
 impl Discovery {
@@ -503,11 +515,22 @@ impl Discovery {
     pub fn new(config: Config) -> Self {
         let table = ContainerTable::new(config.removed_retention_secs);
         let (ready, _) = watch::channel(false);
+        let (dirty_tx, dirty_rx) = mpsc::channel(DIRTY_BUFFER);
         Self {
             config,
             ready,
             table: Arc::new(RwLock::new(table)),
+            dirty_tx,
+            dirty_rx,
         }
+    }
+
+    /// A sender of container ids to fetch now, without waiting for the next sync: the hook
+    /// for runtime events (containerd's event stream, issue 5). Ids the loop already
+    /// finished with (exited and removed, or ignored) are skipped; an unknown id is fetched
+    /// and added if it runs.
+    pub fn dirty_sender(&self) -> mpsc::Sender<String> {
+        self.dirty_tx.clone()
     }
 
     /// Readiness: `true` once the first full sync is done and while the runtime answers.
@@ -536,6 +559,7 @@ impl Discovery {
             config: self.config,
             ready: self.ready,
             table: self.table,
+            dirty: self.dirty_rx,
             events,
             state: SyncState::new(),
             ctx: None,
@@ -555,6 +579,7 @@ struct Runner {
     config: Config,
     ready: watch::Sender<bool>,
     table: SharedTable,
+    dirty: mpsc::Receiver<String>,
     events: mpsc::Sender<ContainerEvent>,
     state: SyncState,
     ctx: Option<FetchContext>,
@@ -583,6 +608,11 @@ impl Runner {
                     let Ok(outcome) = joined else { continue };
                     if let Flow::Stop = self.on_fetched(outcome, &cancel).await {
                         break;
+                    }
+                }
+                Some(id) = self.dirty.recv() => {
+                    if self.on_dirty(id) {
+                        next_sync = tokio::time::Instant::now();
                     }
                 }
                 () = tokio::time::sleep_until(next_sync) => {
@@ -708,6 +738,20 @@ impl Runner {
         Ok(Flow::Continue)
     }
 
+    /// An id from [`Discovery::dirty_sender`]. A tracked container is fetched now; an
+    /// unknown one asks for a sync now (returns true), so its pod is listed with it; one
+    /// the loop finished with (exited, or ignored) is skipped.
+    fn on_dirty(&mut self, id: String) -> bool {
+        if !self.state.tracked.contains_key(&id) {
+            return !self.state.history.contains(&id);
+        }
+        self.state.mark_dirty(&id, "");
+        if let Some(ctx) = self.ctx.clone() {
+            self.start_fetches(&ctx);
+        }
+        false
+    }
+
     /// Publishes readiness, waking watchers only on a change.
     fn set_ready(&self, ready: bool) {
         self.ready.send_if_modified(|current| {
@@ -747,20 +791,14 @@ impl Runner {
             let generation = t.wanted;
             t.in_flight = Some(generation);
             let sandbox_id = t.sandbox_id.clone();
-            let sandbox = self.state.sandboxes.get(&sandbox_id).cloned();
+            let sandboxes = Arc::clone(&self.state.sandboxes);
             let cached_upper = self.state.upper_dirs.get(&id).cloned();
             let cached_rootfs = self.state.rootfs_dirs.get(&id).cloned();
             let (ctx, limit) = (ctx.clone(), Arc::clone(&self.limit));
             self.fetches.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let result = ctx
-                    .fetch(
-                        &sandbox_id,
-                        &id,
-                        sandbox.as_ref(),
-                        cached_upper,
-                        cached_rootfs,
-                    )
+                    .fetch(&sandbox_id, &id, &sandboxes, cached_upper, cached_rootfs)
                     .await;
                 FetchOutcome {
                     id,
@@ -791,17 +829,22 @@ impl Runner {
                 let record = fetched.record;
                 let dead_but_cri_running =
                     record.state == ContainerState::Exited && record.exit_code.is_none();
-                if dead_but_cri_running && !t.suspect_dead {
+                if matches!(
+                    record.state,
+                    ContainerState::Unknown | ContainerState::Created
+                ) {
+                    // Not started yet (a create event), or the runtime cannot tell (just
+                    // after its restart): keep the last record, if any. The change to
+                    // RUNNING or EXITED changes the fingerprint and fetches again.
+                    debug!(message = "Container not running or exited yet; keeping its last record.", container_id = %id, state = %record.state);
+                } else if dead_but_cri_running && !t.suspect_dead {
                     // CRI has not noticed the exit yet (or the pid was reused): look again
                     // next sync before removing, so the removal carries the exit code.
                     t.suspect_dead = true;
                     t.fingerprint = 0;
                 } else {
                     t.suspect_dead = false;
-                    let terminal = matches!(
-                        record.state,
-                        ContainerState::Exited | ContainerState::Unknown
-                    );
+                    let terminal = record.state == ContainerState::Exited;
                     if let Some(dir) = fetched.upper_dir {
                         self.state.upper_dirs.insert(id.clone(), dir);
                     }

@@ -57,8 +57,8 @@ impl ContainerTable {
 
     /// Applies a fetched record with its generation and returns the event it makes.
     ///
-    /// A record older than what the table holds (live or removed) is discarded. A running
-    /// (or created) record is added or updated (no event when unchanged). An exited record
+    /// A record older than what the table holds (live or removed) is discarded. Any
+    /// record that is not exited is added or updated (no event when unchanged). An exited record
     /// removes a live entry with one `removed` carrying it; an exited container the table
     /// never held gives `added` then `removed`, so short-lived containers are seen.
     pub fn apply(
@@ -70,7 +70,7 @@ impl ContainerTable {
         if self.generation(&id).is_some_and(|g| generation < g) {
             return Vec::new();
         }
-        if record.state == ContainerState::Exited || record.state == ContainerState::Unknown {
+        if record.state == ContainerState::Exited {
             let record = Arc::new(record);
             let mut events = Vec::new();
             match self.live.remove(&id) {

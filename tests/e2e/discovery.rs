@@ -34,6 +34,7 @@ struct LoopUnderTest {
     events: Arc<Mutex<Vec<ContainerEvent>>>,
     ready: watch::Receiver<bool>,
     table: SharedTable,
+    dirty: mpsc::Sender<String>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -41,14 +42,19 @@ struct LoopUnderTest {
 impl LoopUnderTest {
     /// Starts the loop on `lab`'s socket with a 1 s sync period.
     fn start(lab: &Containerd, host_root: Option<&Path>) -> Self {
-        let config = Config {
+        Self::start_with(Config {
             socket_flag: Some(lab.socket()),
             host_root: host_root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
             sync_period_secs: Duration::from_secs(1),
             containerd_state_dir: Some(lab.lab().join("state")),
             ..Config::default()
-        };
+        })
+    }
+
+    /// Starts the loop with `config`.
+    fn start_with(config: Config) -> Self {
         let discovery = Discovery::new(config);
+        let dirty = discovery.dirty_sender();
         let ready = discovery.readiness();
         let table = discovery.table();
         let (tx, mut rx) = mpsc::channel(EVENT_BUFFER);
@@ -71,6 +77,7 @@ impl LoopUnderTest {
             events,
             ready,
             table,
+            dirty,
             cancel,
             task,
         }
@@ -650,4 +657,65 @@ fn list_as_an_unprivileged_user_reports_permission_denied() -> Result<()> {
         "{stderr}"
     );
     Ok(())
+}
+
+/// The hook for runtime events: an id sent to the dirty sender is fetched at once, long
+/// before the next periodic sync.
+#[tokio::test]
+async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let hour = Duration::from_secs(3600);
+    let mut running = LoopUnderTest::start_with(Config {
+        socket_flag: Some(lab.socket()),
+        sync_period_secs: hour,
+        resync_period_secs: hour,
+        ..Config::default()
+    });
+    running.wait_ready(true).await?;
+    let cri = lab.cri().await?;
+    let pod = cri
+        .create_pod(
+            &PodSpec::new("disc-dirty")
+                .namespace("e2e-discovery")
+                .label("team", "dirty"),
+        )
+        .await?;
+    let web = cri
+        .run_container(&pod, &ContainerSpec::sleeper("web"))
+        .await?;
+    cri.wait_state(&web, CriState::ContainerRunning, TIMEOUT)
+        .await?;
+    ensure!(
+        running.events_for(&web.id).is_empty(),
+        "seen before being marked dirty"
+    );
+    running.dirty.send(web.id.clone()).await?;
+    let added = running.wait_event(&web.id, Lifecycle::Added).await?;
+    ensure!(
+        added.record.state == ContainerState::Running,
+        "{:?}",
+        added.record
+    );
+    ensure!(
+        added.record.k8s.pod_name == pod.name,
+        "{:?}",
+        added.record.k8s
+    );
+    ensure!(
+        added.record.k8s.pod_labels.get("team").map(String::as_str) == Some("dirty"),
+        "pod labels of a pod created after the last sync: {:?}",
+        added.record.k8s
+    );
+    cri.kill_9(&web).await?;
+    cri.wait_state(&web, CriState::ContainerExited, TIMEOUT)
+        .await?;
+    running.dirty.send(web.id.clone()).await?;
+    let removed = running.wait_event(&web.id, Lifecycle::Removed).await?;
+    ensure!(
+        removed.record.exit_code == Some(137),
+        "{:?}",
+        removed.record
+    );
+    running.stop().await?;
+    cri.remove_pod(&pod).await
 }

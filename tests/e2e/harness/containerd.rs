@@ -109,8 +109,9 @@ impl Containerd {
             ),
             SharedSource::StartForProcess => {
                 let lab = new_lab_dir(&format!("auto-{}", std::process::id()))?;
-                run_script(&["up".as_ref(), lab.as_os_str()], Some(&lab))?;
+                // The watchdog first: it also cleans up after an `up` that fails half-way.
                 let watchdog = spawn_watchdog(&lab)?;
+                run_script(&["up".as_ref(), lab.as_os_str()], Some(&lab))?;
                 let cgroup_root = read_cgroup_root(&lab)?;
                 Ok(Containerd {
                     lab,

@@ -12,6 +12,23 @@
 //!   fixed sleep.
 //!
 //! Failures carry the command, its output and the tail of the containerd log.
+//!
+//! A typical test (see `harness_selftest.rs` for more):
+//!
+//! ```text
+//! #[tokio::test]
+//! async fn pods_show_up_in_gannet_list() -> Result<()> {
+//!     let lab = Containerd::shared()?;              // or Containerd::private("name")?
+//!     let cri = lab.cri().await?;                   // removes its pods when dropped
+//!     let pod = cri.create_pod(&PodSpec::new("list").namespace("e2e")).await?;
+//!     let web = cri.run_container(&pod, &ContainerSpec::sleeper("web")).await?;
+//!     cri.wait_state(&web, ContainerState::ContainerRunning, Duration::from_secs(30)).await?;
+//!     let out = lab.gannet(["list", "--json"]).run()?.success()?;
+//!     let records = out.json_lines()?;
+//!     ensure!(records.iter().any(|r| r["id"] == web.id.as_str()), "{out}");
+//!     Ok(())
+//! }
+//! ```
 
 // Every area's tests use the harness; no single area uses every helper.
 #![allow(dead_code)]
