@@ -1,16 +1,20 @@
-#!/usr/bin/env bash
-# Validates the DaemonSet manifest against the Kubernetes schemas with kubernetes-validate
-# (PyPI), installed into a private venv: a stock Debian refuses system-wide pip installs.
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-venv="${GANNET_VALIDATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/gannet/validate-venv}"
-if ! dpkg -s python3-venv >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-fi
+#!/bin/sh
+# Validates deploy/daemonset.yaml with kubernetes-validate (PyPI), installed into a venv:
+# a stock Debian refuses system-wide pip installs. Needs python3-venv.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${GANNET_VALIDATE_VENV:-${TMPDIR:-/tmp}/gannet-kubernetes-validate}
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'kubernetes-validate==1.37.0'
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet kubernetes-validate
 fi
-# --strict: unknown fields are errors, not warnings.
 "$venv/bin/kubernetes-validate" --strict "$here/daemonset.yaml"
+# The validator must catch a mistake: a misspelled field is refused.
+broken=$(mktemp)
+trap 'rm -f "$broken"' EXIT
+sed 's/terminationGracePeriodSeconds/terminationGracePeriodSecs/' "$here/daemonset.yaml" > "$broken"
+if "$venv/bin/kubernetes-validate" --strict "$broken" >/dev/null 2>&1; then
+    echo "validate.sh: kubernetes-validate accepted a misspelled field" >&2
+    exit 1
+fi
+echo "validate.sh: ok"

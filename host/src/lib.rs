@@ -16,3 +16,9 @@ pub mod liveness;
 pub mod table;
 
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
+
+// The agent: config, outputs, the local API and the pipeline.
+pub mod api;
+pub mod config;
+pub mod outputs;
+pub mod pipeline;

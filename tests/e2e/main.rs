@@ -6,3 +6,7 @@ mod harness;
 mod harness_selftest;
 // Discovery against a real containerd: gannet list values, exits, removal, pid reuse, reconnect.
 mod discovery;
+// `gannet run` without a runtime: health, bad input, SIGHUP and SIGTERM.
+mod run_signals;
+// `gannet run` against a real containerd: HTTP output, retries, the data API, SIGTERM flush.
+mod pipeline;

@@ -12,8 +12,15 @@ mod logging;
 mod plugin;
 mod version;
 
+// `gannet run` and `gannet config`.
+mod config;
+mod run;
+
 pub use list::ListArgs;
 pub use plugin::PluginCommand;
+
+pub use config::ConfigCommand;
+pub use run::RunArgs;
 
 /// Gannet: a node agent that discovers every container from the container runtime
 /// (CRI and containerd), turns it into a complete record with its Kubernetes metadata,
@@ -36,6 +43,11 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Print the Gannet version, the plugin WIT version and the wasmtime version.
     Version,
+    /// Run the agent: discovery -> plugins -> outputs, with the local API.
+    Run(RunArgs),
+    /// Work with config files: `gannet config check FILE`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// Runs one parsed command line.
@@ -47,5 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Version => version::run(),
+        Command::Run(args) => run::run(args),
+        Command::Config(cmd) => config::run(cmd),
     }
 }

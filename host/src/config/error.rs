@@ -1,0 +1,76 @@
+//! The configuration's error type: every message names the field, the value and the fix.
+
+use std::path::{Path, PathBuf};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {}: cannot be read: {source}; check the path given to --config", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not fit the schema.
+    #[error("config file {}, line {line}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// The parser's message, on one line (names the key and what was expected).
+        message: String,
+    },
+    /// No `[outputs.default]`.
+    #[error("config: no output named \"default\"; add an [outputs.default] section (for example type = \"stdout\")")]
+    NoDefaultOutput,
+    /// A field has a value the agent cannot use.
+    #[error("config field {field} = {value:?}: {reason}")]
+    Invalid {
+        /// Dotted field path (`outputs.audit.batch_size`).
+        field: String,
+        /// The offending value.
+        value: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A file the config names cannot be used.
+    #[error("config field {field} = {}: {problem}; fix the path or its permissions", path.display())]
+    File {
+        /// Dotted field path.
+        field: String,
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        problem: String,
+    },
+    /// SIGHUP brought a change that needs a restart.
+    #[error("config field {field} changed: restart required (SIGHUP reloads plugins, outputs and logging only)")]
+    RestartRequired {
+        /// Dotted field path.
+        field: String,
+    },
+    /// The node name could not be found.
+    #[error("node name: {reason}; pass --node-name or set NODE_NAME")]
+    NodeName {
+        /// What was tried.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(super) fn from_toml(e: toml::de::Error, text: &str, path: &Path) -> Self {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(1);
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        Self::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
+    }
+}

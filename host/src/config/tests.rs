@@ -1,0 +1,402 @@
+//! Config tests: parsing, validation messages, flag precedence, the docs and the example.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("test.toml"))
+}
+
+fn err_text(text: &str) -> String {
+    match parse(text).and_then(|c| c.validate().map(|()| c)) {
+        Ok(_) => String::from("<no error>"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn empty_file_gives_defaults_with_a_stdout_default_output() -> TestResult {
+    let config = parse("")?;
+    assert_eq!(config, Config::default());
+    assert_eq!(
+        config.outputs.get("default"),
+        Some(&OutputConfig::Stdout(StdoutConfig {}))
+    );
+    config.validate()?;
+    Ok(())
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_it_and_its_line() {
+    let e = err_text("[runtime]\nsockt = \"/x\"\n");
+    assert!(e.contains("line 2"), "{e}");
+    assert!(e.contains("unknown field `sockt`"), "{e}");
+    assert!(e.contains("`socket`"), "{e}");
+}
+
+#[test]
+fn unknown_key_inside_an_output_is_an_error() {
+    let e = err_text("[outputs.default]\ntype = \"file\"\npath = \"/tmp/x\"\nmax_size = 3\n");
+    assert!(e.contains("unknown field `max_size`"), "{e}");
+}
+
+#[test]
+fn unknown_output_type_names_the_choices() {
+    let e = err_text("[outputs.default]\ntype = \"kafka\"\n");
+    assert!(e.contains("kafka"), "{e}");
+    assert!(e.contains("`stdout`, `file`, `http`"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn config_without_default_output_is_refused() {
+    let e = err_text("[outputs.audit]\ntype = \"stdout\"\n");
+    assert_eq!(
+        e,
+        "config: no output named \"default\"; add an [outputs.default] section (for example type = \"stdout\")"
+    );
+}
+
+#[test]
+fn missing_plugin_dir_is_refused_naming_it() {
+    let e = err_text("[plugins]\ndir = \"/nonexistent/gannet-plugins\"\n");
+    assert_eq!(
+        e,
+        "config field plugins.dir = \"/nonexistent/gannet-plugins\": directory does not exist; create it or fix the path (--plugin-dir)"
+    );
+}
+
+#[test]
+fn unwritable_file_output_is_refused() {
+    let e = err_text("[outputs.default]\ntype = \"file\"\npath = \"/nonexistent/dir/x.jsonl\"\n");
+    assert!(
+        e.starts_with("config field outputs.default.path = /nonexistent/dir/x.jsonl: cannot be opened for writing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_tls_file_is_refused() {
+    let e = err_text(
+        "[outputs.default]\ntype = \"http\"\nurl = \"https://h:1/\"\n[outputs.default.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
+    );
+    assert!(
+        e.starts_with(
+            "config field outputs.default.tls.ca_file = /nonexistent/ca.pem: cannot be read"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn http_output_rules() {
+    let base = "[outputs.default]\ntype = \"http\"\n";
+    let e = err_text(&format!("{base}url = \"ftp://x/\"\n"));
+    assert!(e.contains("outputs.default.url = \"ftp://x/\""), "{e}");
+    let e = err_text(&format!("{base}url = \"http://x/\"\nbatch_size = 0\n"));
+    assert!(e.contains("outputs.default.batch_size"), "{e}");
+    let e = err_text(&format!(
+        "{base}url = \"http://x/\"\nbatch_size = 10\nqueue_capacity = 5\n"
+    ));
+    assert!(e.contains("outputs.default.queue_capacity = \"5\""), "{e}");
+    let e = err_text(&format!(
+        "{base}url = \"http://x/\"\noverflow = \"spill\"\n"
+    ));
+    assert!(e.contains("spill"), "{e}");
+    assert!(e.contains("expected `block` or `drop_oldest`"), "{e}");
+    let e = err_text(&format!(
+        "{base}url = \"http://x/\"\n[outputs.default.tls]\n"
+    ));
+    assert!(e.contains("TLS settings need an https:// URL"), "{e}");
+    let e = err_text(&format!(
+        "{base}url = \"http://x/\"\nheader_name = \"X-Key\"\n"
+    ));
+    assert!(e.contains("set both or neither"), "{e}");
+}
+
+#[test]
+fn api_listen_must_be_loopback() {
+    let e = err_text("[api]\nlisten = \"0.0.0.0:7070\"\n");
+    assert!(
+        e.starts_with("config field api.listen = \"0.0.0.0:7070\""),
+        "{e}"
+    );
+    assert!(parse("[api]\nlisten = \"127.0.0.1:7070\"\n")
+        .map(|c| c.validate().is_ok())
+        .unwrap_or(false));
+}
+
+#[test]
+fn bad_log_level_is_refused() {
+    let e = err_text("[logging]\nlevel = \"loud=[\"\n");
+    assert!(e.contains("logging.level"), "{e}");
+    let e = err_text("[logging]\nformat = \"xml\"\n");
+    assert!(e.contains("xml"), "{e}");
+}
+
+#[test]
+fn socket_mode_accepts_octal() -> TestResult {
+    let c = parse("[api]\nsocket_mode = 0o640\n")?;
+    assert_eq!(c.api.socket_mode, 0o640);
+    Ok(())
+}
+
+// Precedence, case by case: default < file < flag.
+
+fn file_config() -> Result<Config, ConfigError> {
+    parse(
+        r#"
+[runtime]
+socket = "/file/containerd.sock"
+host_root = "/file-root"
+[plugins]
+dir = "/file/plugins"
+[api]
+socket = "/file/api.sock"
+listen = "127.0.0.1:1111"
+health_listen = "127.0.0.1:2222"
+[logging]
+format = "json"
+level = "debug"
+"#,
+    )
+}
+
+#[test]
+fn without_file_or_flag_the_default_applies() {
+    let mut c = Config::default();
+    c.apply(&Overrides::default());
+    assert_eq!(
+        c.runtime.socket,
+        PathBuf::from("/run/containerd/containerd.sock")
+    );
+    assert_eq!(c.runtime.host_root, PathBuf::from("/"));
+    assert_eq!(c.plugins.dir, None);
+    assert_eq!(c.api.socket, PathBuf::from("/run/gannet/api.sock"));
+    assert_eq!(c.api.listen, None);
+    assert_eq!(c.api.health_listen.to_string(), "0.0.0.0:9464");
+    assert_eq!(c.logging.format, LogFormat::Text);
+    assert_eq!(c.logging.level, "info");
+}
+
+#[test]
+fn file_beats_default_when_no_flag() -> TestResult {
+    let mut c = file_config()?;
+    c.apply(&Overrides::default());
+    assert_eq!(c.runtime.socket, PathBuf::from("/file/containerd.sock"));
+    assert_eq!(c.runtime.host_root, PathBuf::from("/file-root"));
+    assert_eq!(c.plugins.dir, Some(PathBuf::from("/file/plugins")));
+    assert_eq!(c.api.socket, PathBuf::from("/file/api.sock"));
+    assert_eq!(
+        c.api.listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:1111")
+    );
+    assert_eq!(c.api.health_listen.to_string(), "127.0.0.1:2222");
+    assert_eq!(c.logging.format, LogFormat::Json);
+    assert_eq!(c.logging.level, "debug");
+    Ok(())
+}
+
+#[test]
+fn each_flag_beats_the_file() -> TestResult {
+    type Check = fn(&Config) -> bool;
+    let cases: Vec<(Overrides, Check)> = vec![
+        (
+            Overrides {
+                socket: Some("/flag.sock".into()),
+                ..Default::default()
+            },
+            |c| {
+                c.runtime.socket == Path::new("/flag.sock")
+                    && c.runtime.host_root == Path::new("/file-root")
+            },
+        ),
+        (
+            Overrides {
+                host_root: Some("/flag-root".into()),
+                ..Default::default()
+            },
+            |c| {
+                c.runtime.host_root == Path::new("/flag-root")
+                    && c.runtime.socket == Path::new("/file/containerd.sock")
+            },
+        ),
+        (
+            Overrides {
+                plugin_dir: Some("/flag/plugins".into()),
+                ..Default::default()
+            },
+            |c| c.plugins.dir.as_deref() == Some(Path::new("/flag/plugins")),
+        ),
+        (
+            Overrides {
+                api_socket: Some("/flag/api.sock".into()),
+                ..Default::default()
+            },
+            |c| c.api.socket == Path::new("/flag/api.sock") && c.api.listen.is_some(),
+        ),
+        (
+            Overrides {
+                api_listen: "127.0.0.1:3333".parse().ok(),
+                ..Default::default()
+            },
+            |c| c.api.listen.map(|a| a.port()) == Some(3333) && c.api.health_listen.port() == 2222,
+        ),
+        (
+            Overrides {
+                health_listen: "127.0.0.1:4444".parse().ok(),
+                ..Default::default()
+            },
+            |c| c.api.health_listen.port() == 4444 && c.api.listen.map(|a| a.port()) == Some(1111),
+        ),
+        (
+            Overrides {
+                log_format: Some(LogFormat::Text),
+                ..Default::default()
+            },
+            |c| c.logging.format == LogFormat::Text && c.logging.level == "debug",
+        ),
+        (
+            Overrides {
+                log_level: Some("warn".into()),
+                ..Default::default()
+            },
+            |c| c.logging.level == "warn" && c.logging.format == LogFormat::Json,
+        ),
+    ];
+    for (i, (overrides, check)) in cases.into_iter().enumerate() {
+        let mut c = file_config()?;
+        c.apply(&overrides);
+        assert!(check(&c), "case {i}: {overrides:?} gave {c:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn node_name_precedence_flag_env_hostname() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir_all(root.path().join("etc"))?;
+    std::fs::write(root.path().join("etc/hostname"), "host-a\n")?;
+    assert_eq!(
+        resolve_node_name(Some("flag"), Some("env"), root.path())?,
+        "flag"
+    );
+    assert_eq!(resolve_node_name(None, Some("env"), root.path())?, "env");
+    assert_eq!(
+        resolve_node_name(Some(" "), Some(""), root.path())?,
+        "host-a"
+    );
+    assert_eq!(resolve_node_name(None, None, root.path())?, "host-a");
+    let empty = tempfile::tempdir()?;
+    let e = resolve_node_name(None, None, empty.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("pass --node-name or set NODE_NAME"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn reload_refuses_changed_addresses() -> TestResult {
+    let old = Config::default();
+    let mut new = old.clone();
+    new.logging.level = "debug".into();
+    check_reloadable(&old, &new)?;
+    new.api.health_listen = "127.0.0.1:1".parse()?;
+    let e = check_reloadable(&old, &new)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("api.health_listen changed: restart required"),
+        "{e}"
+    );
+    let mut new = old.clone();
+    new.runtime.socket = "/other.sock".into();
+    assert!(check_reloadable(&old, &new).is_err());
+    Ok(())
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[test]
+fn example_config_parses_and_validates() -> TestResult {
+    let c = Config::load(&repo_file("examples/gannet.toml"))?;
+    c.validate()?;
+    assert!(c.outputs.contains_key("default"));
+    assert_eq!(c.outputs.len(), 3);
+    Ok(())
+}
+
+/// Every leaf key of a config with every optional field set, as a dotted path
+/// (`outputs.NAME.tls.ca_file`).
+fn all_field_paths() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut c = Config::default();
+    c.plugins.dir = Some("/p".into());
+    c.plugins.cache_dir = Some("/c".into());
+    c.api.listen = Some("127.0.0.1:1".parse()?);
+    let mut http = HttpConfig::with_url("https://x/");
+    http.tls = Some(TlsConfig {
+        ca_file: Some("/a".into()),
+        cert_file: Some("/b".into()),
+        key_file: Some("/c".into()),
+    });
+    http.bearer_token_file = Some("/t".into());
+    http.header_name = Some("X".into());
+    http.header_value_file = Some("/v".into());
+    c.outputs.insert("h".into(), OutputConfig::Http(http));
+    c.outputs.insert(
+        "f".into(),
+        OutputConfig::File(FileConfig {
+            path: "/f".into(),
+            max_file_size_bytes: 1,
+            max_files: 1,
+        }),
+    );
+    let value = toml::Value::try_from(&c)?;
+    let mut out = Vec::new();
+    walk(&value, String::new(), &mut out);
+    Ok(out)
+}
+
+fn walk(value: &toml::Value, prefix: String, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix == "outputs" {
+                    "NAME".to_string()
+                } else {
+                    k.clone()
+                };
+                let path = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                walk(v, path, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
+}
+
+#[test]
+fn docs_name_every_field() -> TestResult {
+    let docs = std::fs::read_to_string(repo_file("docs/configuration.md"))?;
+    let fields = all_field_paths()?;
+    assert!(fields.len() > 30, "walk found too few fields: {fields:?}");
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !docs.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md misses {missing:?}"
+    );
+    Ok(())
+}

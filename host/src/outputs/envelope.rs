@@ -1,0 +1,172 @@
+//! The envelope every output line or batch element carries, its unique id, and the
+//! redaction of env values at serialization.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{EnvValues, REDACTED};
+use crate::record::{ContainerRecord, Lifecycle, Timestamp};
+
+/// One event as sent: `{"id","event","time","node","record"}`.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    /// Unique event id; receivers deduplicate by it (delivery is at-least-once).
+    pub id: &'a str,
+    /// `added`, `updated` or `removed`.
+    pub event: Lifecycle,
+    /// When the agent emitted the event (RFC 3339).
+    pub time: Timestamp,
+    /// The node's name.
+    pub node: &'a str,
+    /// The record after the plugin chain, env values redacted unless configured otherwise.
+    pub record: &'a ContainerRecord,
+}
+
+/// An event serialized once and shared by every output it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The envelope's id.
+    pub id: String,
+    /// The envelope as one line of JSON (no trailing newline).
+    pub json: Arc<str>,
+}
+
+/// Makes event ids unique across restarts and nodes: a random 64-bit prefix chosen at
+/// start, then a counter.
+#[derive(Debug)]
+pub struct EventIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl Default for EventIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventIds {
+    /// A generator with a fresh random prefix.
+    pub fn new() -> Self {
+        Self {
+            prefix: fastrand::u64(..),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next id: 32 hex digits.
+    pub fn next_id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.prefix, n)
+    }
+}
+
+/// The record as it may leave the agent: env values replaced unless `include`.
+pub fn redacted(record: &ContainerRecord, env_values: EnvValues) -> Cow<'_, ContainerRecord> {
+    if env_values == EnvValues::Include || record.env.is_empty() {
+        return Cow::Borrowed(record);
+    }
+    let mut copy = record.clone();
+    for value in copy.env.values_mut() {
+        *value = REDACTED.to_string();
+    }
+    Cow::Owned(copy)
+}
+
+/// Serializes one event into its envelope.
+///
+/// # Errors
+/// Only if serde_json fails on the record, which has no non-string map keys; kept a
+/// `Result` so that a future field cannot turn into a panic.
+pub fn encode(
+    ids: &EventIds,
+    event: Lifecycle,
+    record: &ContainerRecord,
+    node: &str,
+    env_values: EnvValues,
+) -> Result<Encoded, serde_json::Error> {
+    let id = ids.next_id();
+    let record = redacted(record, env_values);
+    let json = serde_json::to_string(&Envelope {
+        id: &id,
+        event,
+        time: Timestamp::now(),
+        node,
+        record: &record,
+    })?;
+    Ok(Encoded {
+        id,
+        json: json.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_with_env() -> ContainerRecord {
+        let mut r = ContainerRecord {
+            id: "c1".into(),
+            ..Default::default()
+        };
+        r.env.insert("PASSWORD".into(), "hunter2".into());
+        r.env.insert("PATH".into(), "/bin".into());
+        r
+    }
+
+    #[test]
+    fn envelope_has_the_five_keys_and_redacts_env_by_default() -> Result<(), serde_json::Error> {
+        let ids = EventIds::new();
+        let e = encode(
+            &ids,
+            Lifecycle::Added,
+            &record_with_env(),
+            "node-1",
+            EnvValues::Redact,
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&e.json)?;
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert_eq!(v["id"], e.id.as_str());
+        assert_eq!(v["event"], "added");
+        assert_eq!(v["node"], "node-1");
+        assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(v["record"]["id"], "c1");
+        assert_eq!(v["record"]["env"]["PASSWORD"], REDACTED);
+        assert_eq!(v["record"]["env"]["PATH"], REDACTED);
+        assert!(!e.json.contains("hunter2"));
+        Ok(())
+    }
+
+    #[test]
+    fn include_keeps_env_values() -> Result<(), serde_json::Error> {
+        let e = encode(
+            &EventIds::new(),
+            Lifecycle::Removed,
+            &record_with_env(),
+            "n",
+            EnvValues::Include,
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&e.json)?;
+        assert_eq!(v["record"]["env"]["PASSWORD"], "hunter2");
+        assert_eq!(v["event"], "removed");
+        Ok(())
+    }
+
+    #[test]
+    fn ids_are_unique_within_and_across_generators() {
+        let a = EventIds::new();
+        let b = EventIds::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            assert!(seen.insert(a.next_id()));
+            assert!(seen.insert(b.next_id()));
+        }
+    }
+}

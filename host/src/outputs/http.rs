@@ -1,0 +1,420 @@
+//! The `http` output: POSTs JSON arrays of envelopes, batched by size and linger time,
+//! retried with exponential backoff and jitter (honouring `Retry-After`), over plain HTTP
+//! or rustls (ring provider) with an optional CA bundle, client certificate and a token
+//! or header read from a file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::envelope::Encoded;
+use super::metrics::{DropReason, FailReason, OutputMetrics};
+use super::queue::EventQueue;
+use super::OutputError;
+use crate::config::{HttpConfig, TlsConfig};
+
+/// The CA bundle used for `https://` when `tls.ca_file` is unset.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The longest `Retry-After` honoured: a receiver asking for more gets this.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+
+/// The most of a response body read (and discarded) so the connection can be reused.
+const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One http output's sender: owns the client and drains the output's queue.
+pub struct HttpSender {
+    name: String,
+    config: HttpConfig,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    client: HttpClient,
+    queue: Arc<EventQueue>,
+    metrics: Arc<OutputMetrics>,
+}
+
+/// What one POST came to.
+enum Attempt {
+    Delivered,
+    Rejected(StatusCode),
+    Retry {
+        reason: FailReason,
+        retry_after: Option<Duration>,
+        detail: String,
+    },
+}
+
+fn tls_error(output: &str, field: &str, path: &Path, reason: impl ToString) -> OutputError {
+    OutputError::Tls {
+        output: output.to_string(),
+        field: field.to_string(),
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read_secret(output: &str, field: &str, path: &Path) -> Result<String, OutputError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| tls_error(output, field, path, e))
+}
+
+fn load_certs(
+    output: &str,
+    field: &str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, OutputError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| tls_error(output, field, path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(output, field, path, e))?;
+    if certs.is_empty() {
+        return Err(tls_error(output, field, path, "no PEM certificate in it"));
+    }
+    Ok(certs)
+}
+
+fn tls_config(output: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, OutputError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = tls
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+    for cert in load_certs(output, "tls.ca_file", &ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| tls_error(output, "tls.ca_file", &ca, e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(output, "tls", &ca, e))?
+        .with_root_certificates(roots);
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = load_certs(output, "tls.cert_file", cert)?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| tls_error(output, "tls.key_file", key, e))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| tls_error(output, "tls.key_file", key, e))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+impl HttpSender {
+    /// Builds the client: reads the TLS and token files now, so a bad one stops the start.
+    ///
+    /// # Errors
+    /// [`OutputError::Tls`] naming the file that cannot be read or parsed, or
+    /// [`OutputError::Url`].
+    pub fn build(
+        name: &str,
+        config: &HttpConfig,
+        queue: Arc<EventQueue>,
+        metrics: Arc<OutputMetrics>,
+    ) -> Result<Self, OutputError> {
+        let uri: Uri = config.url.parse().map_err(|_| OutputError::Url {
+            output: name.to_string(),
+            url: config.url.clone(),
+        })?;
+        let https = uri.scheme_str() == Some("https");
+        let tls = if https {
+            tls_config(name, &config.tls.clone().unwrap_or_default())?
+        } else {
+            // Plain http: an empty root store is never consulted.
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(name, "tls", Path::new(""), e))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+
+        let mut headers = vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        if let Some(path) = &config.bearer_token_file {
+            let token = read_secret(name, "bearer_token_file", path)?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| tls_error(name, "bearer_token_file", path, e))?;
+            headers.push((header::AUTHORIZATION, value));
+        }
+        if let (Some(header_name), Some(path)) = (&config.header_name, &config.header_value_file) {
+            let key = HeaderName::from_bytes(header_name.as_bytes())
+                .map_err(|e| tls_error(name, "header_name", path, e))?;
+            let value = HeaderValue::from_str(&read_secret(name, "header_value_file", path)?)
+                .map_err(|e| tls_error(name, "header_value_file", path, e))?;
+            headers.push((key, value));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            config: config.clone(),
+            uri,
+            headers,
+            client,
+            queue,
+            metrics,
+        })
+    }
+
+    /// Sends batches until the queue is closed and empty, or `hard_stop` fires (then what
+    /// is left is counted as dropped for `shutdown`, and logged).
+    pub async fn run(self, hard_stop: CancellationToken) {
+        let linger = Duration::from_millis(self.config.linger_ms);
+        loop {
+            let batch = tokio::select! {
+                batch = self.queue.pop_batch(self.config.batch_size, linger) => batch,
+                () = hard_stop.cancelled() => break,
+            };
+            self.metrics.queued(&self.name, self.queue.len());
+            if batch.is_empty() {
+                return;
+            }
+            if !self.deliver(&batch, &hard_stop).await {
+                break;
+            }
+        }
+        let left = self.queue.len();
+        self.queue.close();
+        if left > 0 {
+            self.metrics
+                .drop_events(&self.name, DropReason::shutdown, left);
+            warn!(message = "Output queue not flushed before the grace period ended.", output = %self.name, dropped = left);
+        }
+    }
+
+    /// Delivers one batch, retrying; false when `hard_stop` ended it early.
+    async fn deliver(&self, batch: &[Arc<Encoded>], hard_stop: &CancellationToken) -> bool {
+        let mut body =
+            String::with_capacity(batch.iter().map(|e| e.json.len() + 1).sum::<usize>() + 2);
+        body.push('[');
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&e.json);
+        }
+        body.push(']');
+        let body = Bytes::from(body);
+        let mut attempt: u32 = 0;
+        loop {
+            match self.post(body.clone()).await {
+                Attempt::Delivered => {
+                    self.metrics.sent(&self.name, batch.len());
+                    debug!(message = "Output batch delivered.", output = %self.name, events = batch.len());
+                    return true;
+                }
+                Attempt::Rejected(status) => {
+                    self.metrics.fail(&self.name, FailReason::rejected);
+                    self.metrics
+                        .drop_events(&self.name, DropReason::rejected, batch.len());
+                    warn!(message = "Output batch rejected by the receiver; dropped.", output = %self.name, status = status.as_u16(), events = batch.len());
+                    return true;
+                }
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                    detail,
+                } => {
+                    self.metrics.fail(&self.name, reason);
+                    let delay = retry_after
+                        .map(|d| d.min(RETRY_AFTER_CAP))
+                        .unwrap_or_else(|| backoff(&self.config, attempt));
+                    attempt = attempt.saturating_add(1);
+                    warn!(message = "Output batch delivery failed; retrying.", output = %self.name, reason = ?reason, error = %detail, attempt, retry_in_ms = delay.as_millis() as u64);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = hard_stop.cancelled() => {
+                            self.metrics.drop_events(&self.name, DropReason::shutdown, batch.len());
+                            warn!(message = "Output batch dropped at shutdown after failed attempts.", output = %self.name, events = batch.len());
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn post(&self, body: Bytes) -> Attempt {
+        let mut request = Request::post(self.uri.clone());
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
+        let request = match request.body(Full::new(body)) {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: FailReason::connect,
+                    retry_after: None,
+                    detail: e.to_string(),
+                }
+            }
+        };
+        let timeout = Duration::from_secs(self.config.request_timeout_secs);
+        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Err(_) => {
+                return Attempt::Retry {
+                    reason: FailReason::timeout,
+                    retry_after: None,
+                    detail: format!("no answer within {}s", timeout.as_secs()),
+                }
+            }
+            Ok(Err(e)) => {
+                return Attempt::Retry {
+                    reason: FailReason::connect,
+                    retry_after: None,
+                    detail: error_chain(&e),
+                }
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // Read the body (bounded, with the same timeout) so the connection is reused.
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BODY_BYTES);
+        let _ = tokio::time::timeout(timeout, limited.collect()).await;
+        classify(status, retry_after)
+    }
+}
+
+fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
+    if status.is_success() {
+        return Attempt::Delivered;
+    }
+    let reason = match status {
+        StatusCode::TOO_MANY_REQUESTS => FailReason::rate_limited,
+        StatusCode::REQUEST_TIMEOUT => FailReason::request_timeout,
+        s if s.is_server_error() => FailReason::server_error,
+        s if s.is_client_error() => return Attempt::Rejected(s),
+        // 1xx/3xx: the receiver is misconfigured; retry rather than lose the batch.
+        _ => FailReason::server_error,
+    };
+    Attempt::Retry {
+        reason,
+        retry_after,
+        detail: format!("status {}", status.as_u16()),
+    }
+}
+
+/// Exponential backoff with jitter: `initial * 2^attempt`, capped, then a random point in
+/// its upper half.
+fn backoff(config: &HttpConfig, attempt: u32) -> Duration {
+    let max = config.retry_max_backoff_ms.max(1);
+    let exp = config
+        .retry_initial_backoff_ms
+        .saturating_mul(1u64 << attempt.min(32))
+        .min(max);
+    let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
+    Duration::from_millis(jittered.max(1))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_retry_rules() {
+        assert!(matches!(classify(StatusCode::OK, None), Attempt::Delivered));
+        assert!(matches!(
+            classify(StatusCode::NO_CONTENT, None),
+            Attempt::Delivered
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, None),
+            Attempt::Rejected(StatusCode::BAD_REQUEST)
+        ));
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, None),
+            Attempt::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(2))),
+            Attempt::Retry { reason: FailReason::rate_limited, retry_after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+        assert!(matches!(
+            classify(StatusCode::REQUEST_TIMEOUT, None),
+            Attempt::Retry {
+                reason: FailReason::request_timeout,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, None),
+            Attempt::Retry {
+                reason: FailReason::server_error,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_is_jittered_and_capped() {
+        let mut c = HttpConfig::with_url("http://x/");
+        c.retry_initial_backoff_ms = 100;
+        c.retry_max_backoff_ms = 1000;
+        for _ in 0..100 {
+            let d0 = backoff(&c, 0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d3 = backoff(&c, 3).as_millis();
+            assert!((400..=800).contains(&d3), "{d3}");
+            let d20 = backoff(&c, 20).as_millis();
+            assert!((500..=1000).contains(&d20), "{d20}");
+        }
+    }
+
+    #[test]
+    fn unreadable_ca_file_names_output_field_and_path() {
+        let tls = TlsConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let e = tls_config("audit", &tls)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("output \"audit\": tls.ca_file /nonexistent/ca.pem:"),
+            "{e}"
+        );
+    }
+}

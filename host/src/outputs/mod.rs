@@ -1,0 +1,304 @@
+//! Outputs: where records go after the plugin chain.
+//!
+//! This module owns the named outputs of the config (stdout, file, http), the envelope
+//! and its redaction, each output's bounded queue and sender task, and routing: a
+//! record's destinations from the chain, `default` when it has none, and the count of
+//! routes to names nobody configured. It hands nothing on: it is the end of the pipeline.
+//! It never calls the runtime or the plugins.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn, Instrument};
+
+mod envelope;
+mod http;
+mod local;
+mod metrics;
+mod queue;
+
+pub use envelope::{encode, redacted, Encoded, Envelope, EventIds};
+pub use metrics::{DropReason, FailReason, OutputMetrics};
+pub use queue::{EventQueue, Pushed};
+
+use crate::config::{Config, EnvValues, OutputConfig, OverflowPolicy, DEFAULT_OUTPUT};
+use crate::record::{ContainerRecord, Lifecycle};
+use local::{LocalWriter, RotatingFile};
+
+/// Queue size of a stdout or file output: a local write drains it within milliseconds, so
+/// a few thousand events only absorb a burst (a full resync of a busy node).
+const LOCAL_QUEUE_EVENTS: usize = 4096;
+
+/// Most events written per local write call.
+const LOCAL_BATCH_EVENTS: usize = 256;
+
+/// At most one log line per this period for routes to unknown outputs.
+const UNKNOWN_ROUTE_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// The metric label under which routes to unconfigured outputs are counted.
+pub const UNKNOWN_OUTPUT_LABEL: &str = "unknown";
+
+/// Why the outputs could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A file output's file cannot be opened for writing.
+    #[error("output {output:?}: file {}: cannot be opened for writing: {source}; fix the path or its permissions", path.display())]
+    File {
+        /// Output name.
+        output: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A TLS, token or header file cannot be read or parsed.
+    #[error("output {output:?}: {field} {}: {reason}; fix the file or the path", path.display())]
+    Tls {
+        /// Output name.
+        output: String,
+        /// Config key (`tls.ca_file`).
+        field: String,
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The URL does not parse.
+    #[error("output {output:?}: url {url:?} is not a valid URL")]
+    Url {
+        /// Output name.
+        output: String,
+        /// The URL.
+        url: String,
+    },
+    /// There is no `default` output.
+    #[error("no output named \"default\"; add an [outputs.default] section")]
+    NoDefault,
+}
+
+struct UnknownRouteLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The running outputs: one queue and one sender task each.
+pub struct Outputs {
+    queues: BTreeMap<String, Arc<EventQueue>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    hard_stop: CancellationToken,
+    metrics: Arc<OutputMetrics>,
+    unknown_log: Mutex<UnknownRouteLog>,
+    ids: Arc<EventIds>,
+    node: String,
+    env_values: EnvValues,
+}
+
+impl Outputs {
+    /// Opens every output of the config and spawns its sender task (needs a tokio runtime).
+    ///
+    /// # Errors
+    /// The first output that cannot start: an unwritable file, an unreadable TLS or token
+    /// file, a bad URL, or no `default` output.
+    pub fn build(
+        config: &Config,
+        node: &str,
+        ids: Arc<EventIds>,
+        metrics: Arc<OutputMetrics>,
+    ) -> Result<Self, OutputError> {
+        if !config.outputs.contains_key(DEFAULT_OUTPUT) {
+            return Err(OutputError::NoDefault);
+        }
+        let hard_stop = CancellationToken::new();
+        let mut queues = BTreeMap::new();
+        let mut starters: Vec<Box<dyn FnOnce() -> JoinHandle<()>>> = Vec::new();
+        for (name, output) in &config.outputs {
+            let span = tracing::info_span!("output", output = %name, kind = output.kind());
+            match output {
+                OutputConfig::Stdout(_) | OutputConfig::File(_) => {
+                    let writer = match output {
+                        OutputConfig::File(f) => LocalWriter::File(
+                            RotatingFile::open(&f.path, f.max_file_size_bytes, f.max_files)
+                                .map_err(|source| OutputError::File {
+                                    output: name.clone(),
+                                    path: f.path.clone(),
+                                    source,
+                                })?,
+                        ),
+                        _ => LocalWriter::Stdout,
+                    };
+                    let queue =
+                        Arc::new(EventQueue::new(LOCAL_QUEUE_EVENTS, OverflowPolicy::Block));
+                    queues.insert(name.clone(), queue.clone());
+                    let (name, metrics) = (name.clone(), metrics.clone());
+                    starters.push(Box::new(move || {
+                        tokio::spawn(run_local(name, writer, queue, metrics).instrument(span))
+                    }));
+                }
+                OutputConfig::Http(h) => {
+                    let queue = Arc::new(EventQueue::new(h.queue_capacity, h.overflow));
+                    let sender = http::HttpSender::build(name, h, queue.clone(), metrics.clone())?;
+                    queues.insert(name.clone(), queue);
+                    let stop = hard_stop.clone();
+                    starters.push(Box::new(move || {
+                        tokio::spawn(sender.run(stop).instrument(span))
+                    }));
+                }
+            }
+        }
+        // Spawn only once every output built, so a failure leaves no task behind.
+        let tasks = starters.into_iter().map(|start| start()).collect();
+        Ok(Self {
+            queues,
+            tasks: Mutex::new(tasks),
+            hard_stop,
+            metrics,
+            unknown_log: Mutex::new(UnknownRouteLog {
+                last: None,
+                suppressed: 0,
+            }),
+            ids,
+            node: node.to_string(),
+            env_values: config.record.env_values,
+        })
+    }
+
+    /// The configured output names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+
+    /// Serializes one event once and queues it on each destination (`default` when there
+    /// are none). Waits when a `block` queue is full. Returns the event id.
+    pub async fn send(
+        &self,
+        event: Lifecycle,
+        record: &ContainerRecord,
+        destinations: &[String],
+    ) -> Option<String> {
+        let encoded = match encode(&self.ids, event, record, &self.node, self.env_values) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                self.metrics
+                    .drop_events(DEFAULT_OUTPUT, DropReason::encode_error, 1);
+                error!(message = "Event could not be serialized; dropped.", error = %e);
+                return None;
+            }
+        };
+        let default = [DEFAULT_OUTPUT.to_string()];
+        let targets = if destinations.is_empty() {
+            &default[..]
+        } else {
+            destinations
+        };
+        for (i, name) in targets.iter().enumerate() {
+            if targets[..i].contains(name) {
+                continue;
+            }
+            let Some(queue) = self.queues.get(name) else {
+                self.unknown_route(name);
+                continue;
+            };
+            match queue.push(encoded.clone()).await {
+                Pushed::Queued => {}
+                Pushed::DroppedOldest => {
+                    self.metrics.drop_events(name, DropReason::overflow, 1);
+                }
+                Pushed::Closed => {
+                    self.metrics.drop_events(name, DropReason::shutdown, 1);
+                }
+            }
+            self.metrics.queued(name, queue.len());
+        }
+        Some(encoded.id.clone())
+    }
+
+    fn unknown_route(&self, name: &str) {
+        self.metrics
+            .drop_events(UNKNOWN_OUTPUT_LABEL, DropReason::unknown_output, 1);
+        let mut log = self.unknown_log.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if log
+            .last
+            .is_some_and(|t| now.duration_since(t) < UNKNOWN_ROUTE_LOG_PERIOD)
+        {
+            log.suppressed += 1;
+            return;
+        }
+        warn!(
+            message = "Record routed to an output that is not configured; dropped for that route.",
+            output = %name,
+            suppressed_since_last = log.suppressed,
+        );
+        log.last = Some(now);
+        log.suppressed = 0;
+    }
+
+    /// Stops accepting events, lets every output flush for up to `grace`, then stops what
+    /// is left and counts it as dropped for `shutdown`.
+    pub async fn shutdown(&self, grace: Duration) {
+        for queue in self.queues.values() {
+            queue.close();
+        }
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = futures::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(grace, all).await.is_err() {
+            self.hard_stop.cancel();
+            // Senders notice the stop at their next await; give them a moment to count.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                futures::future::join_all(tasks.iter_mut()),
+            )
+            .await;
+            for task in &tasks {
+                task.abort();
+            }
+        }
+    }
+}
+
+async fn run_local(
+    name: String,
+    writer: LocalWriter,
+    queue: Arc<EventQueue>,
+    metrics: Arc<OutputMetrics>,
+) {
+    let mut writer = Some(writer);
+    loop {
+        let batch = queue.pop_batch(LOCAL_BATCH_EVENTS, Duration::ZERO).await;
+        metrics.queued(&name, queue.len());
+        if batch.is_empty() {
+            return;
+        }
+        let Some(mut w) = writer.take() else { return };
+        let n = batch.len();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = w.write_batch(&batch);
+            (w, result)
+        })
+        .await;
+        match joined {
+            Ok((w, Ok(()))) => {
+                metrics.sent(&name, n);
+                writer = Some(w);
+            }
+            Ok((w, Err(e))) => {
+                metrics.fail(&name, FailReason::write);
+                metrics.drop_events(&name, DropReason::write_error, n);
+                error!(message = "Output write failed; events dropped.", output = %name, events = n, error = %e);
+                writer = Some(w);
+            }
+            Err(e) => {
+                metrics.drop_events(&name, DropReason::write_error, n);
+                error!(message = "Output writer task failed.", output = %name, error = %e);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

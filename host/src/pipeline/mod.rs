@@ -1,0 +1,158 @@
+//! The pipeline between discovery and the outputs: every lifecycle event goes through
+//! the plugin chain, then into the API's view and to its outputs.
+//!
+//! Order: one container's events reach the chain and the outputs in the order discovery
+//! emitted them; different containers run in parallel. Events are submitted to the chain
+//! in arrival order, and each container's outcomes are awaited, in that order, by one of
+//! [`DELIVERY_SHARDS`] delivery tasks chosen by its id. The pipeline owns no state beyond
+//! its channels: the view and the outputs are handed in, and outputs can be swapped on
+//! reload.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, RwLock};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::api::ContainerView;
+use crate::outputs::Outputs;
+use crate::record::{ContainerRecord, Lifecycle};
+use crate::table::ContainerEvent;
+
+/// Delivery tasks. Two cores: four shards keep a slow output on one container from
+/// holding up the others without many idle tasks.
+pub const DELIVERY_SHARDS: usize = 4;
+
+/// Outcomes waiting per delivery shard: enough to keep the chain busy while an output
+/// catches up; beyond it the pipeline (and so discovery's sender) waits.
+const DELIVERY_QUEUE_CAPACITY: usize = 256;
+
+/// What the chain made of one event.
+// One per event, moved once: boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Dropped by a plugin (or its failure policy): it goes nowhere.
+    Dropped,
+    /// Passed on, possibly edited, to these outputs (empty: `default`).
+    Passed {
+        /// The record after the chain.
+        record: ContainerRecord,
+        /// The last `route` verdict's outputs; empty means `default`.
+        destinations: Vec<String>,
+    },
+}
+
+/// A chain of plugins, as the pipeline sees it.
+pub trait Chain: Send + Sync {
+    /// Queues one event; the returned future resolves to its outcome. Events started in
+    /// order for one container resolve in that order.
+    fn start(
+        &self,
+        event: Lifecycle,
+        record: ContainerRecord,
+    ) -> BoxFuture<'_, BoxFuture<'static, Outcome>>;
+}
+
+/// The chain without plugins: every record passes unchanged to `default`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassThrough;
+
+// `start` yields the outcome's future on purpose: queueing and finishing are two steps.
+#[allow(clippy::async_yields_async)]
+impl Chain for PassThrough {
+    fn start(
+        &self,
+        _event: Lifecycle,
+        record: ContainerRecord,
+    ) -> BoxFuture<'_, BoxFuture<'static, Outcome>> {
+        Box::pin(async move {
+            let done: BoxFuture<'static, Outcome> = Box::pin(async move {
+                Outcome::Passed {
+                    record,
+                    destinations: Vec::new(),
+                }
+            });
+            done
+        })
+    }
+}
+
+/// Where outcomes go: the API view and the (swappable) outputs.
+pub struct Sink {
+    /// The API's table.
+    pub view: ContainerView,
+    /// The current outputs; replaced on reload.
+    pub outputs: RwLock<Arc<Outputs>>,
+}
+
+fn shard_of(id: &str) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    id.hash(&mut h);
+    (h.finish() % DELIVERY_SHARDS as u64) as usize
+}
+
+struct Pending {
+    event: Lifecycle,
+    id: String,
+    outcome: BoxFuture<'static, Outcome>,
+}
+
+/// Runs until `input` closes (discovery stopped), then finishes every event already
+/// received: the drain. Cancel from outside by dropping discovery's sender.
+pub async fn run(
+    mut input: mpsc::Receiver<ContainerEvent>,
+    chain: Arc<dyn Chain>,
+    sink: Arc<Sink>,
+) {
+    let mut shards = Vec::with_capacity(DELIVERY_SHARDS);
+    let mut tasks = JoinSet::new();
+    for i in 0..DELIVERY_SHARDS {
+        let (tx, rx) = mpsc::channel::<Pending>(DELIVERY_QUEUE_CAPACITY);
+        shards.push(tx);
+        tasks.spawn(deliver(rx, sink.clone()).instrument(tracing::debug_span!(
+            "stage",
+            stage = "deliver",
+            shard = i
+        )));
+    }
+    while let Some(ContainerEvent {
+        lifecycle: event,
+        record,
+    }) = input.recv().await
+    {
+        let record = Arc::unwrap_or_clone(record);
+        let id = record.id.clone();
+        let outcome = chain.start(event, record).await;
+        if shards[shard_of(&id)]
+            .send(Pending { event, id, outcome })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(shards);
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn deliver(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
+    while let Some(p) = rx.recv().await {
+        match p.outcome.await {
+            Outcome::Dropped => sink.view.forget(&p.id),
+            Outcome::Passed {
+                record,
+                destinations,
+            } => {
+                let outputs = sink.outputs.read().await.clone();
+                outputs.send(p.event, &record, &destinations).await;
+                sink.view.apply(p.event, record);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! `gannet run` without a container runtime: it stays up and unready, answers health,
+//! refuses a broken or address-changing config on SIGHUP, and exits 0 on SIGTERM.
+//! Needs the `gannet` binary built (`cargo build -p gannet`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The `gannet` binary beside this test's target directory.
+pub fn gannet_bin() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    if let Some(p) = std::env::var_os("GANNET_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/e2e-HASH -> target/debug/gannet
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("gannet"))
+        .ok_or("no target directory")?;
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found; run `cargo build -p gannet` first",
+            bin.display()
+        )
+        .into());
+    }
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16, std::io::Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// GET over plain TCP; returns the status code.
+pub fn http_status(port: u16, path: &str) -> Result<u16, Box<dyn std::error::Error>> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad response: {text:?}"))?;
+    Ok(code)
+}
+
+fn signal(child: &Child, sig: &str) -> TestResult {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()?;
+    if !status.success() {
+        return Err(format!("kill -{sig} failed").into());
+    }
+    Ok(())
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn config_text(dir: &Path, health: u16) -> String {
+    format!(
+        r#"
+[runtime]
+socket = "{dir}/no-such-containerd.sock"
+shutdown_grace_period_secs = 5
+[outputs.default]
+type = "file"
+path = "{dir}/events.jsonl"
+[api]
+socket = "{dir}/api.sock"
+grpc_socket = "{dir}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+"#,
+        dir = dir.display()
+    )
+}
+
+#[test]
+fn run_without_runtime_stays_unready_reloads_safely_and_exits_zero_on_sigterm() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = dir.path().join("gannet.toml");
+    std::fs::write(&config, config_text(dir.path(), port))?;
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = Command::new(gannet_bin()?)
+        .args(["run", "--node-name", "test-node", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path)?)
+        .spawn()?;
+    let result = (|| -> TestResult {
+        wait_until("/healthz", || {
+            http_status(port, "/healthz").ok() == Some(200)
+        })?;
+        assert_eq!(http_status(port, "/readyz")?, 503, "no runtime: not ready");
+        assert_eq!(http_status(port, "/metrics")?, 200);
+        assert!(dir.path().join("api.sock").exists());
+
+        // A broken config is refused and the old one keeps running.
+        std::fs::write(&config, "[outputs.default]\ntype = \"kafka\"\n")?;
+        signal(&child, "HUP")?;
+        let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        wait_until("the refusal", || log().contains("Reload refused"))?;
+        assert!(log().contains("kafka"), "{}", log());
+        assert!(child.try_wait()?.is_none(), "still running");
+        assert_eq!(http_status(port, "/healthz")?, 200);
+
+        // A changed listen address is refused with "restart required".
+        let other = free_port()?;
+        std::fs::write(&config, config_text(dir.path(), other))?;
+        signal(&child, "HUP")?;
+        wait_until("restart required", || log().contains("restart required"))?;
+        assert_eq!(http_status(port, "/healthz")?, 200);
+
+        // A valid change is taken.
+        std::fs::write(
+            &config,
+            config_text(dir.path(), port) + "[logging]\nlevel = \"debug\"\n",
+        )?;
+        signal(&child, "HUP")?;
+        wait_until("the reload", || log().contains("Config reloaded"))?;
+
+        signal(&child, "TERM")?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if Instant::now() > deadline {
+                return Err("gannet did not exit after SIGTERM".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "exit status {status:?}; log:\n{}", log());
+        assert!(
+            !dir.path().join("api.sock").exists(),
+            "socket removed on exit"
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+        eprintln!(
+            "gannet stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+    }
+    result
+}
+
+#[test]
+fn bad_input_exits_nonzero_with_one_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("unknown output type", "[outputs.default]\ntype = \"kafka\"\n".into(), "unknown variant `kafka`"),
+        ("no default output", "[outputs.x]\ntype = \"stdout\"\n".into(), "no output named \"default\""),
+        ("missing plugin dir", "[plugins]\ndir = \"/nonexistent/p\"\n".into(), "plugins.dir"),
+        (
+            "unwritable file output",
+            "[outputs.default]\ntype = \"file\"\npath = \"/nonexistent/d/x\"\n".into(),
+            "outputs.default.path",
+        ),
+        (
+            "unreadable TLS file",
+            "[outputs.default]\ntype = \"http\"\nurl = \"https://h/\"\n[outputs.default.tls]\nca_file = \"/nonexistent/ca\"\n".into(),
+            "outputs.default.tls.ca_file",
+        ),
+    ];
+    for (name, text, expect) in cases {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text)?;
+        let out = Command::new(gannet_bin()?)
+            .args(["run", "--node-name", "n", "--config"])
+            .arg(&path)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: must fail");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{name}: one line: {stderr}"
+        );
+        assert!(stderr.contains(expect), "{name}: {stderr}");
+    }
+    // An address in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config_text(dir.path(), port))?;
+    let out = Command::new(gannet_bin()?)
+        .args(["run", "--node-name", "n", "--config"])
+        .arg(&path)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("api.health_listen") && stderr.contains("address already in use"),
+        "{stderr}"
+    );
+    Ok(())
+}
