@@ -5,6 +5,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${GANNET_VALIDATE_VENV:-${TMPDIR:-/tmp}/gannet-kubernetes-validate}
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    # Debian's python3 needs python3-venv for `-m venv`; install it when missing.
+    if command -v dpkg >/dev/null && ! dpkg -s python3-venv >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet kubernetes-validate
 fi

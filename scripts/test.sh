@@ -6,7 +6,7 @@
 # 1. installs what the harness needs (containerd, runc, busybox-static, gcc, libc6-dev,
 #    protobuf-compiler) and the wasm32-wasip2 target;
 # 2. checks formatting and clippy (warnings are errors);
-# 3. builds the binaries (the e2e tests run target/debug/gannet) and the example plugins;
+# 3. validates deploy/daemonset.yaml; builds the binaries (the e2e tests run target/debug/gannet) and the example plugins;
 # 4. starts one containerd for the whole suite (tests/harness/containerd.sh up), runs
 #    `cargo test --workspace` against it (GANNET_E2E_LAB), compiles the benches;
 # 5. always tears the containerd down, whatever failed.
@@ -42,6 +42,9 @@ cargo fmt --all --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "validate the DaemonSet manifest (kubernetes-validate)"
+bash deploy/validate.sh
 
 step "build the binaries"
 cargo build --workspace --bins --locked
