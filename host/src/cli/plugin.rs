@@ -1,14 +1,303 @@
 //! `gannet plugin check|run`: validate a plugin, or run a chain offline.
+//!
+//! `check` loads one component the way the agent does (compile, match the world, `init`)
+//! and prints what it is. `run` streams JSON lines through a chain: each input line is a
+//! record (as `gannet list --json` prints it) or an output envelope
+//! `{"event","time","node","record"}`; each output line is
+//! `{"verdict","outputs","record"}`. A bad line is reported with its number and skipped.
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use crate::plugins::{
+    ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginEngine, PluginMetrics, PluginSet,
+    Sidecar, WIT_PACKAGE,
+};
+use crate::record::{ContainerRecord, Lifecycle, Timestamp};
 
 /// The `gannet plugin` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum PluginCommand {}
+pub enum PluginCommand {
+    /// Validate a plugin against the `gannet:plugin` world and show its WIT version,
+    /// exports, WASI imports and grants. Exits non-zero with the reason if it is refused.
+    Check(CheckArgs),
+    /// Run plugins offline over records from a JSON-lines file, printing one result line
+    /// per record.
+    Run(RunArgs),
+}
+
+/// Arguments of `gannet plugin check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin component.
+    #[arg(value_name = "FILE.wasm")]
+    pub file: PathBuf,
+    /// Its sidecar (default: `FILE.toml` next to it, if present).
+    #[arg(long, value_name = "SIDECAR")]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `gannet plugin run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run every `*.wasm` of this directory, in file-name order, with their sidecars.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "files",
+        required_unless_present = "files"
+    )]
+    pub plugin_dir: Option<PathBuf>,
+    /// Run these plugins, in this order (each with its `NAME.toml` sidecar, if present).
+    #[arg(value_name = "FILE.wasm")]
+    pub files: Vec<PathBuf>,
+    /// JSON-lines input: records or output envelopes; `-` reads stdin.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub input: PathBuf,
+    /// The node name plugins see through `node-name()`.
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    pub node_name: String,
+}
 
 /// Runs a `gannet plugin` subcommand.
 pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        PluginCommand::Check(args) => check(args),
+        PluginCommand::Run(args) => run_chain(args),
+    }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    super::logging::init_stderr("warn");
+    let engine = PluginEngine::new(EngineOptions::default())?;
+    let sidecar = match &args.config {
+        Some(path) => Sidecar::load(path)?,
+        None => Sidecar::load_optional(&Sidecar::path_for(&args.file))?,
+    };
+    let plugin = LoadedPlugin::load_with_sidecar(
+        &engine,
+        &args.file,
+        sidecar,
+        "local",
+        &PluginMetrics::unregistered(),
+    )?;
+    let summary = plugin.summary();
+    let s = plugin.sidecar();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "plugin: {}", args.file.display())?;
+    writeln!(out, "name: {}", plugin.name())?;
+    writeln!(out, "sha256: {}", plugin.content_hash())?;
+    writeln!(
+        out,
+        "wit: {WIT_PACKAGE}@{}",
+        summary.wit_version.as_deref().unwrap_or("?")
+    )?;
+    writeln!(out, "exports:")?;
+    for export in &summary.exports {
+        writeln!(out, "  {export}")?;
+    }
+    writeln!(out, "wasi imports:")?;
+    for import in &summary.wasi_imports {
+        writeln!(out, "  {import}")?;
+    }
+    match &s.path {
+        Some(path) => writeln!(out, "sidecar: {}", path.display())?,
+        None => writeln!(out, "sidecar: none (defaults)")?,
+    }
+    writeln!(
+        out,
+        "limits: memory_limit_bytes={} call_deadline_ms={} failure_policy={} quarantine_after_failures={}",
+        s.memory_limit_bytes,
+        s.call_deadline.as_millis(),
+        s.failure_policy.as_str(),
+        s.quarantine_after_failures
+    )?;
+    if s.grants.env.is_empty() && s.grants.read_only_dirs.is_empty() {
+        writeln!(out, "grants: none")?;
+    } else {
+        writeln!(out, "grants:")?;
+        for name in &s.grants.env {
+            writeln!(out, "  env {name}")?;
+        }
+        for dir in &s.grants.read_only_dirs {
+            let guest = dir
+                .guest
+                .clone()
+                .unwrap_or_else(|| dir.host.display().to_string());
+            writeln!(out, "  read-only dir {} as {guest}", dir.host.display())?;
+        }
+    }
+    writeln!(out, "ok: init accepted the config")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An output envelope, as `gannet run` writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    /// The lifecycle event (default `added`).
+    #[serde(default)]
+    event: Lifecycle,
+    /// When the event happened (not used by plugins).
+    #[serde(default)]
+    #[allow(dead_code)]
+    time: Option<Timestamp>,
+    /// The node (not used: `--node-name` sets it).
+    #[serde(default)]
+    #[allow(dead_code)]
+    node: Option<String>,
+    /// The record.
+    record: ContainerRecord,
+}
+
+/// Parses one input line: an envelope if it has a `record` key, else a bare record.
+fn parse_line(line: &str) -> Result<(Lifecycle, ContainerRecord), serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    if value.get("record").is_some() {
+        let envelope: Envelope = serde_json::from_value(value)?;
+        Ok((envelope.event, envelope.record))
+    } else {
+        Ok((Lifecycle::Added, serde_json::from_value(value)?))
+    }
+}
+
+/// One output line: `{"verdict","outputs","record"}`, in that order.
+#[derive(Debug, Serialize)]
+struct OutputLine<'a> {
+    verdict: &'static str,
+    outputs: &'a [String],
+    record: &'a ContainerRecord,
+}
+
+/// The output line for an outcome.
+fn output_line(outcome: &ChainOutcome) -> OutputLine<'_> {
+    match outcome {
+        ChainOutcome::Dropped { record, .. } => OutputLine {
+            verdict: "drop",
+            outputs: &[],
+            record,
+        },
+        ChainOutcome::Passed {
+            record,
+            destinations: Some(outputs),
+        } => OutputLine {
+            verdict: "route",
+            outputs,
+            record,
+        },
+        ChainOutcome::Passed {
+            record,
+            destinations: None,
+        } => OutputLine {
+            verdict: "pass",
+            outputs: &[],
+            record,
+        },
+    }
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("input {path:?}: cannot open it"))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::logging::init_stderr("info");
+    let engine = PluginEngine::new(EngineOptions::default())?;
+    let metrics = PluginMetrics::unregistered();
+    let mut failed = false;
+    let set = match &args.plugin_dir {
+        Some(dir) => {
+            let (set, errors) = PluginSet::load_dir(engine, dir, &args.node_name, metrics)?;
+            for error in &errors {
+                eprintln!("gannet: error: {error}");
+            }
+            failed |= !errors.is_empty();
+            set
+        }
+        None => PluginSet::load_files(engine, &args.files, &args.node_name, metrics)?,
+    };
+    let chain = set.current();
+    let mut runner = ChainRunner::new();
+    let input = open_input(&args.input)?;
+    let mut out = std::io::stdout().lock();
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let line =
+            line.with_context(|| format!("input {:?}: read failed at line {number}", args.input))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(&line) {
+            Ok((event, record)) => {
+                let outcome = runner.run(&chain, event, record);
+                serde_json::to_writer(&mut out, &output_line(&outcome))?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
+            Err(error) => {
+                eprintln!("gannet: error: input {:?} line {number}: {error}; expected a record or {{\"event\",\"time\",\"node\",\"record\"}}", args.input);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_record_defaults_to_added() -> Result<(), serde_json::Error> {
+        let (event, record) = parse_line(r#"{"id":"c1"}"#)?;
+        assert_eq!(event, Lifecycle::Added);
+        assert_eq!(record.id, "c1");
+        Ok(())
+    }
+
+    #[test]
+    fn envelope_carries_its_event() -> Result<(), serde_json::Error> {
+        let (event, record) = parse_line(
+            r#"{"event":"removed","time":"2024-01-01T00:00:00Z","node":"n1","record":{"id":"c2"}}"#,
+        )?;
+        assert_eq!(event, Lifecycle::Removed);
+        assert_eq!(record.id, "c2");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_record_field_is_an_error() {
+        let err = parse_line(r#"{"idd":"c1"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown field `idd`"), "{err}");
+    }
+
+    #[test]
+    fn route_output_lists_destinations() {
+        let outcome = ChainOutcome::Passed {
+            record: ContainerRecord::default(),
+            destinations: Some(vec!["audit".into()]),
+        };
+        let line = serde_json::to_string(&output_line(&outcome)).unwrap_or_default();
+        assert!(
+            line.starts_with(r#"{"verdict":"route","outputs":["audit"],"record":{"#),
+            "{line}"
+        );
+    }
 }

@@ -1,0 +1,34 @@
+//! The WebAssembly plugin runtime: loading plugins from a directory, running records
+//! through them on dedicated threads, and reloading them when the directory changes.
+//!
+//! Data flow: `PluginEngine` (wasmtime config, linker, cache) compiles each file into a
+//! `LoadedPlugin`; a `PluginSet` holds the current `PluginChain`; the `PluginStage` runs
+//! records through it on worker threads and hands back a `ChainOutcome`. The watcher
+//! calls `PluginSet::reload`. Nothing here talks to the runtime or the outputs.
+
+mod cache;
+mod chain;
+mod directory;
+mod engine;
+mod glob;
+mod host_state;
+mod instance;
+mod metrics;
+mod plugin;
+mod sidecar;
+mod stage;
+mod stderr;
+mod wit;
+
+pub use cache::{ArtifactCache, CacheError};
+pub use chain::{ChainOutcome, ChainRunner, PluginChain};
+pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
+pub use engine::{
+    content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK,
+};
+pub use instance::{CallFailure, CallOutcome, InitFailure};
+pub use metrics::{PluginCounters, PluginMetrics};
+pub use plugin::{summarize, ComponentSummary, LoadError, LoadedPlugin, PluginInfo, PluginState};
+pub use sidecar::{DirGrant, FailurePolicy, Grants, Sidecar, SidecarError};
+pub use stage::{PendingOutcome, PluginStage, StageConfig, StageError};
+pub use wit::{WIT_PACKAGE, WIT_VERSION};

@@ -1,0 +1,47 @@
+//! A well-behaved plugin exercising accessors and mutators: tags the record with its
+//! config string and the node name, masks env vars matching `*SECRET*`, and routes or
+//! drops by the container label `route` / `drop`.
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use exports::gannet::plugin::handler::Guest;
+use gannet::plugin::container::Container;
+use gannet::plugin::types::{Lifecycle, Verdict};
+
+struct Plugin;
+export!(Plugin);
+
+use gannet::plugin::host;
+
+static mut CONFIG: String = String::new();
+
+impl Guest for Plugin {
+    fn init(config: String) -> Result<(), String> {
+        #[allow(static_mut_refs)]
+        unsafe {
+            CONFIG = config;
+        }
+        host::log(gannet::plugin::types::Level::Info, "tagger ready");
+        Ok(())
+    }
+    fn process(event: Lifecycle, record: &Container) -> Result<Verdict, String> {
+        #[allow(static_mut_refs)]
+        let config = unsafe { CONFIG.clone() };
+        record.set_tag("config", &config);
+        record.set_tag("node", &host::node_name());
+        record.set_tag("event", match event {
+            Lifecycle::Added => "added",
+            Lifecycle::Updated => "updated",
+            Lifecycle::Removed => "removed",
+        });
+        record.set_tag("namespace", &record.namespace());
+        let masked = record.mask_env_matching(&["*SECRET*".to_string()], "***");
+        record.set_tag("masked", &masked.to_string());
+        if record.label("drop").is_some() {
+            return Ok(Verdict::Drop);
+        }
+        match record.label("route") {
+            Some(output) => Ok(Verdict::Route(vec![output])),
+            None => Ok(Verdict::Pass),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Panics (a trap) on every record, after writing to stderr.
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use exports::gannet::plugin::handler::Guest;
+use gannet::plugin::container::Container;
+use gannet::plugin::types::{Lifecycle, Verdict};
+
+struct Plugin;
+export!(Plugin);
+
+impl Guest for Plugin {
+    fn init(_config: String) -> Result<(), String> {
+        Ok(())
+    }
+    fn process(_event: Lifecycle, record: &Container) -> Result<Verdict, String> {
+        panic!("trap plugin refuses {}", record.id());
+    }
+}
