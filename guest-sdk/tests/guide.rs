@@ -13,7 +13,7 @@ fn repo_file(relative: &str) -> std::io::Result<String> {
 }
 
 /// The fenced blocks of `markdown` whose info string is `lang`.
-fn blocks<'a>(markdown: &'a str, lang: &str) -> Vec<String> {
+fn blocks(markdown: &str, lang: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
