@@ -10,3 +10,5 @@ mod discovery;
 mod run_signals;
 // `gannet run` against a real containerd: HTTP output, retries, the data API, SIGTERM flush.
 mod pipeline;
+// The example plugins (guest SDK) through the real plugin engine; needs no containerd.
+mod example_plugins;

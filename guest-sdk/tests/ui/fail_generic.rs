@@ -1,0 +1,8 @@
+use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
+
+#[plugin]
+fn process<T>(_event: Lifecycle, _record: &Container) -> Result<Verdict> {
+    Ok(Verdict::Pass)
+}
+
+fn main() {}

@@ -1,0 +1,522 @@
+//! Per-record cost of the plugin chain, with a realistic record (30 labels, 40 env vars,
+//! 10 mounts, 10 annotations): no plugins, a no-op plugin, probes that read one field and
+//! four fields (+ two tag writes), each example plugin, the chain lc-filter -> team-labels
+//! -> redact-env, and the same three written natively in Rust (the ratio baseline).
+//!
+//! The wasm plugins are built from source (`plugins/`, wasm32-wasip2, release) before
+//! measuring. Run: `cargo bench -p gannet --bench plugin_chain`. Results: docs/BENCHMARKS.md.
+
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use gannet::plugins::{
+    ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine,
+    PluginMetrics, Sidecar,
+};
+use gannet::record::{ContainerRecord, ContainerState, Lifecycle, Mount};
+use regex::Regex;
+
+/// The repository root (this crate lives in `host/`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Builds the plugins workspace (a no-op when it is up to date); returns the `.wasm` dir.
+fn build_plugins() -> Result<PathBuf, String> {
+    let manifest = repo_root().join("plugins/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building {} failed:\n{}",
+            manifest.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(repo_root().join("plugins/target/wasm32-wasip2/release"))
+}
+
+/// A record of realistic size: 30 labels, 40 env vars (6 secret-looking), 10 mounts,
+/// 10 container annotations, 8 pod labels and 6 pod annotations.
+fn realistic_record() -> ContainerRecord {
+    let mut r = ContainerRecord {
+        id: "3f5e9c0a7b1d2e4f6a8b0c2d4e6f8a0b1c3d5e7f9a1b3c5d7e9f0a2b4c6d8e0f".into(),
+        name: "checkout".into(),
+        state: ContainerState::Running,
+        pid: 48_213,
+        restart_count: 1,
+        sandbox_id: "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b".into(),
+        runtime_name: "containerd".into(),
+        snapshotter: Some("overlayfs".into()),
+        image: "registry.example.com/shop/checkout:2.14.3".into(),
+        image_digest: Some(
+            "sha256:0d5f0c6c8f7e5e9b1a2d3c4b5a69788776655443322110ffeeddccbbaa998877".into(),
+        ),
+        log_path: "/var/log/pods/shop_checkout-7d9f8c6b5-x2k4q_0b1c2d3e/checkout/1.log".into(),
+        log_format: "cri".into(),
+        cgroup_path: Some("kubepods-burstable-pod0b1c2d3e.slice:cri-containerd:3f5e9c".into()),
+        hostname: Some("checkout-7d9f8c6b5-x2k4q".into()),
+        ..Default::default()
+    };
+    for i in 0..30 {
+        r.labels.insert(
+            format!("example.com/label-{i:02}"),
+            format!("value-{i:02}-abcdefgh"),
+        );
+    }
+    for i in 0..10 {
+        r.annotations.insert(
+            format!("example.com/annotation-{i}"),
+            format!("annotation value {i} with some text"),
+        );
+    }
+    for name in [
+        "DB_PASSWORD",
+        "API_TOKEN",
+        "STRIPE_SECRET",
+        "SIGNING_KEY",
+        "SESSION_SECRET_B64",
+        "GITHUB_TOKEN",
+    ] {
+        r.env.insert(name.into(), "s3cr3t-value-0123456789".into());
+    }
+    for i in 0..34 {
+        r.env
+            .insert(format!("APP_SETTING_{i:02}"), format!("setting-{i}"));
+    }
+    for i in 0..10 {
+        r.mounts.push(Mount {
+            source: format!("/var/lib/kubelet/pods/0b1c2d3e/volumes/kubernetes.io~secret/vol-{i}"),
+            destination: format!("/etc/app/vol-{i}"),
+            kind: "bind".into(),
+        });
+    }
+    r.k8s.namespace = "shop".into();
+    r.k8s.pod_name = "checkout-7d9f8c6b5-x2k4q".into();
+    r.k8s.pod_uid = "0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e".into();
+    r.k8s.container_name = "checkout".into();
+    for (k, v) in [
+        ("app", "checkout"),
+        ("app.kubernetes.io/team", "payments"),
+        ("app.kubernetes.io/version", "2.14.3"),
+        ("tier", "api"),
+        ("cost-center", "cc-4711"),
+        ("pod-template-hash", "7d9f8c6b5"),
+        ("release", "stable"),
+        ("track", "main"),
+    ] {
+        r.k8s.pod_labels.insert(k.into(), v.into());
+    }
+    for i in 0..5 {
+        r.k8s.pod_annotations.insert(
+            format!("example.com/pod-annotation-{i}"),
+            format!("value {i}"),
+        );
+    }
+    r.k8s.pod_annotations.insert(
+        "owner.example.com/email".into(),
+        "payments@example.com".into(),
+    );
+    r
+}
+
+/// The sidecars of the benchmarked example plugins (the shapes of `examples/plugins/`,
+/// set so the realistic record passes every filter and gets every tag).
+const LC_FILTER_SIDECAR: &str = r#"
+[config]
+K8sNamespaceRegex = "^(shop|payments)$"
+[config.IncludeK8sLabel]
+app = ""
+tier = "^(web|api)$"
+[config.ExcludeEnv]
+LOG_COLLECTION = "off"
+[config.ExcludeContainerLabel]
+"io.example/debug" = ""
+"#;
+const TEAM_LABELS_SIDECAR: &str = r#"
+[config]
+default_value = "unknown"
+[config.pod_labels]
+"app.kubernetes.io/team" = "team"
+"cost-center" = "cost_center"
+[config.pod_annotations]
+"owner.example.com/email" = "owner"
+"#;
+const REDACT_ENV_SIDECAR: &str = "[config]\n";
+const ROUTE_SIDECAR: &str = r#"
+[config]
+fallback = ["default"]
+[config.routes]
+shop = ["audit", "archive"]
+kube-system = ["ops"]
+"#;
+
+struct Loader {
+    dir: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Loader {
+    fn load(&self, engine: &PluginEngine, name: &str, sidecar: &str) -> Arc<LoadedPlugin> {
+        let path = self.tmp.path().join(format!("{name}.toml"));
+        let loaded = std::fs::write(&path, sidecar)
+            .map_err(|e| e.to_string())
+            .and_then(|()| Sidecar::load(&path).map_err(|e| e.to_string()))
+            .and_then(|s| {
+                LoadedPlugin::load_with_sidecar(
+                    engine,
+                    &self.dir.join(format!("{name}.wasm")),
+                    s,
+                    "bench-node",
+                    &PluginMetrics::unregistered(),
+                )
+                .map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                eprintln!("cannot load plugin {name}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Runs `chain` over clones of `record` (the clone is outside the measurement).
+fn bench_chain(c: &mut Criterion, name: &str, chain: &PluginChain, record: &ContainerRecord) {
+    let mut runner = ChainRunner::new();
+    // Warm the instances and check the chain works on this record.
+    let first = runner.run(chain, Lifecycle::Updated, record.clone());
+    if let ChainOutcome::Dropped { plugin, .. } = &first {
+        eprintln!("benchmark {name}: the record was dropped by {plugin}; fix the bench config");
+        std::process::exit(1);
+    }
+    c.bench_function(name, |b| {
+        b.iter_batched(
+            || record.clone(),
+            |r| black_box(runner.run(chain, Lifecycle::Updated, r)),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// Runs a native function over clones of `record`.
+fn bench_native<F>(c: &mut Criterion, name: &str, record: &ContainerRecord, mut f: F)
+where
+    F: FnMut(ContainerRecord) -> Option<ContainerRecord>,
+{
+    c.bench_function(name, |b| {
+        b.iter_batched(
+            || record.clone(),
+            |r| black_box(f(r)),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+// ---- Native equivalents (same semantics as the example plugins) ----
+
+/// One include/exclude group of lc-filter, natively.
+struct NativeGroup {
+    include: Vec<(String, NativeMatch)>,
+    exclude: Vec<(String, NativeMatch)>,
+}
+
+enum NativeMatch {
+    Exists,
+    Regex(Regex),
+    Equals(String),
+}
+
+impl NativeMatch {
+    fn new(value: &str) -> Self {
+        if value.is_empty() {
+            Self::Exists
+        } else if value.starts_with('^') {
+            match Regex::new(value) {
+                Ok(re) => Self::Regex(re),
+                Err(_) => Self::Equals(value.to_string()),
+            }
+        } else {
+            Self::Equals(value.to_string())
+        }
+    }
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            Self::Exists => true,
+            Self::Regex(re) => re.is_match(v),
+            Self::Equals(want) => want == v,
+        }
+    }
+}
+
+impl NativeGroup {
+    fn new(include: &[(&str, &str)], exclude: &[(&str, &str)]) -> Self {
+        let build = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), NativeMatch::new(v)))
+                .collect()
+        };
+        Self {
+            include: build(include),
+            exclude: build(exclude),
+        }
+    }
+    fn accepts(&self, map: &BTreeMap<String, String>) -> bool {
+        let hit = |list: &Vec<(String, NativeMatch)>| {
+            list.iter()
+                .any(|(k, m)| map.get(k).is_some_and(|v| m.matches(v)))
+        };
+        (self.include.is_empty() || hit(&self.include)) && !hit(&self.exclude)
+    }
+}
+
+struct NativeLcFilter {
+    namespace: Regex,
+    pod_labels: NativeGroup,
+    env: NativeGroup,
+    labels: NativeGroup,
+}
+
+impl NativeLcFilter {
+    fn new() -> Option<Self> {
+        Some(Self {
+            namespace: Regex::new("^(shop|payments)$").ok()?,
+            pod_labels: NativeGroup::new(&[("app", ""), ("tier", "^(web|api)$")], &[]),
+            env: NativeGroup::new(&[], &[("LOG_COLLECTION", "off")]),
+            labels: NativeGroup::new(&[], &[("io.example/debug", "")]),
+        })
+    }
+    fn run(&self, r: ContainerRecord) -> Option<ContainerRecord> {
+        let keep = !r.k8s.is_sandbox
+            && r.k8s.container_name != "POD"
+            && self.namespace.is_match(&r.k8s.namespace)
+            && self.pod_labels.accepts(&r.k8s.pod_labels)
+            && self.labels.accepts(&r.labels)
+            && self.env.accepts(&r.env);
+        keep.then_some(r)
+    }
+}
+
+fn native_team_labels(mut r: ContainerRecord) -> Option<ContainerRecord> {
+    for (key, tag) in [
+        ("app.kubernetes.io/team", "team"),
+        ("cost-center", "cost_center"),
+    ] {
+        let value = r
+            .k8s
+            .pod_labels
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        r.tags.insert(tag.into(), value);
+    }
+    let owner = r
+        .k8s
+        .pod_annotations
+        .get("owner.example.com/email")
+        .cloned()
+        .unwrap_or_else(|| "unknown".into());
+    r.tags.insert("owner".into(), owner);
+    Some(r)
+}
+
+fn glob(p: &str, n: &str) -> bool {
+    match p.split_once('*') {
+        None => p == n,
+        Some((head, rest)) => {
+            let Some(mut n) = n.strip_prefix(head) else {
+                return false;
+            };
+            let parts: Vec<&str> = rest.split('*').collect();
+            for (i, part) in parts.iter().enumerate() {
+                if i == parts.len() - 1 {
+                    return n.ends_with(part);
+                }
+                match n.find(part) {
+                    Some(at) => n = &n[at + part.len()..],
+                    None => return false,
+                }
+            }
+            true
+        }
+    }
+}
+
+const SECRET_PATTERNS: [&str; 4] = ["*PASSWORD*", "*SECRET*", "*TOKEN*", "*_KEY"];
+
+fn native_redact_env(mut r: ContainerRecord) -> Option<ContainerRecord> {
+    for (name, value) in r.env.iter_mut() {
+        if SECRET_PATTERNS.iter().any(|p| glob(p, name)) {
+            *value = "******".into();
+        }
+    }
+    Some(r)
+}
+
+fn native_four_reads(mut r: ContainerRecord) -> Option<ContainerRecord> {
+    let owner = format!("{}/{}", r.k8s.namespace, r.k8s.pod_name);
+    let app = r
+        .k8s
+        .pod_labels
+        .get("app")
+        .cloned()
+        .unwrap_or_else(|| r.image.clone());
+    r.tags.insert("owner".into(), owner);
+    r.tags.insert("app".into(), app);
+    Some(r)
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = match build_plugins() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let tmp = match tempfile::tempdir() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot make a temp dir: {e}");
+            std::process::exit(1);
+        }
+    };
+    let loader = Loader { dir, tmp };
+    let engine = match PluginEngine::new(EngineOptions::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let unlimited = match PluginEngine::new(EngineOptions {
+        cache_dir: None,
+        enforce_limits: false,
+    }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let record = realistic_record();
+    let one = |engine: &PluginEngine, name: &str, sidecar: &str| {
+        PluginChain::new(vec![loader.load(engine, name, sidecar)])
+    };
+
+    bench_chain(c, "wasm/no_plugins", &PluginChain::empty(), &record);
+    bench_chain(c, "wasm/noop", &one(&engine, "bench_noop", ""), &record);
+    bench_chain(
+        c,
+        "wasm/one_field",
+        &one(&engine, "bench_one_field", ""),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm/four_reads_two_tags",
+        &one(&engine, "bench_four_reads", ""),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm_unlimited/noop",
+        &one(&unlimited, "bench_noop", ""),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm_unlimited/one_field",
+        &one(&unlimited, "bench_one_field", ""),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm_unlimited/four_reads_two_tags",
+        &one(&unlimited, "bench_four_reads", ""),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm/lc_filter",
+        &one(&engine, "lc_filter", LC_FILTER_SIDECAR),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm/team_labels",
+        &one(&engine, "team_labels", TEAM_LABELS_SIDECAR),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm/redact_env",
+        &one(&engine, "redact_env", REDACT_ENV_SIDECAR),
+        &record,
+    );
+    bench_chain(
+        c,
+        "wasm/route_by_namespace",
+        &one(&engine, "route_by_namespace", ROUTE_SIDECAR),
+        &record,
+    );
+    let chain = PluginChain::new(vec![
+        loader.load(&engine, "lc_filter", LC_FILTER_SIDECAR),
+        loader.load(&engine, "team_labels", TEAM_LABELS_SIDECAR),
+        loader.load(&engine, "redact_env", REDACT_ENV_SIDECAR),
+    ]);
+    bench_chain(c, "wasm/chain_filter_labels_redact", &chain, &record);
+
+    let Some(filter) = NativeLcFilter::new() else {
+        eprintln!("native filter regexes do not compile");
+        std::process::exit(1);
+    };
+    bench_native(c, "native/noop", &record, Some);
+    bench_native(c, "native/one_field", &record, |r| {
+        (r.k8s.namespace != "kube-system").then_some(r)
+    });
+    bench_native(c, "native/four_reads_two_tags", &record, native_four_reads);
+    bench_native(c, "native/lc_filter", &record, |r| filter.run(r));
+    bench_native(c, "native/team_labels", &record, native_team_labels);
+    bench_native(c, "native/redact_env", &record, native_redact_env);
+    bench_native(c, "native/chain_filter_labels_redact", &record, |r| {
+        filter
+            .run(r)
+            .and_then(native_team_labels)
+            .and_then(native_redact_env)
+    });
+}
+
+criterion_group! {
+    name = plugin_chain;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = benches
+}
+criterion_main!(plugin_chain);
