@@ -58,9 +58,6 @@ pub enum ContainerdError {
         /// The gRPC status.
         status: Box<tonic::Status>,
     },
-    /// `Events.Subscribe` did not answer in time.
-    #[error("containerd Events.Subscribe timed out after 10s; containerd is overloaded or hung")]
-    SubscribeTimeout,
     /// The call did not answer in time.
     #[error("containerd Snapshots.Mounts for snapshot {key} timed out after 10s; containerd is overloaded or hung")]
     Timeout {
@@ -150,12 +147,16 @@ impl NativeClient {
         }))
     }
 
-    /// Subscribes to the event stream of namespace `k8s.io`, limited to `topics`. The
-    /// subscription itself has the call timeout; the stream then stays open until
-    /// containerd closes it.
+    /// Subscribes to the event stream of namespace `k8s.io`, limited to `topics`.
+    ///
+    /// Deliberately without a timeout: containerd (grpc-go) sends the stream's headers
+    /// with the first event, so this resolves only when an event arrives, however long
+    /// that takes; the subscription is live once the request has reached containerd. A
+    /// broken connection ends it with an error.
     ///
     /// # Errors
-    /// [`ContainerdError`] when the subscription is refused or times out.
+    /// [`ContainerdError::Subscribe`] when the subscription is refused or the connection
+    /// breaks first.
     pub async fn subscribe(
         &self,
         topics: &[&str],
@@ -164,13 +165,13 @@ impl NativeClient {
             EventsClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let filters = topics.iter().map(|t| format!("topic==\"{t}\"")).collect();
         let request = with_namespace(SubscribeRequest { filters });
-        match tokio::time::timeout(CALL_TIMEOUT, client.subscribe(request)).await {
-            Err(_) => Err(ContainerdError::SubscribeTimeout),
-            Ok(Err(status)) => Err(ContainerdError::Subscribe {
+        client
+            .subscribe(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| ContainerdError::Subscribe {
                 status: Box::new(status),
-            }),
-            Ok(Ok(stream)) => Ok(stream.into_inner()),
-        }
+            })
     }
 }
 

@@ -44,7 +44,11 @@ pub const TOPICS: [&str; 7] = [
 /// First wait before re-subscribing; doubles up to [`MAX_RESUBSCRIBE_BACKOFF`].
 const MIN_RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between subscription attempts.
-const MAX_RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(2);
+/// Time given to a subscription request to reach containerd before the resync that
+/// catches up on the gap starts (containerd answers a subscription only with its first
+/// event, so there is no acknowledgement to wait for).
+const SUBSCRIBE_SETTLE: Duration = Duration::from_millis(50);
 /// Most ids remembered in the kind cache; past it the cache is cleared (ids are removed
 /// on `/containers/delete`, so this only bounds leaks from missed deletes).
 const KIND_CACHE_LIMIT: usize = 65_536;
@@ -357,35 +361,52 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
     let mut backoff = MIN_RESUBSCRIBE_BACKOFF;
     let mut subscribed_before = false;
     loop {
-        let subscription = async {
-            let channel = connect_channel(&socket).await.map_err(|e| e.to_string())?;
-            NativeClient::new(channel)
-                .subscribe(&TOPICS)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let mut stream = tokio::select! {
+        let connected = tokio::select! {
             () = cancel.cancelled() => return,
-            s = subscription => match s {
-                Ok(stream) => stream,
-                Err(error) => {
-                    debug!(message = "Event subscription failed; retrying.", %error, retry_in = ?backoff);
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+            c = connect_channel(&socket) => c.map_err(|e| e.to_string()),
+        };
+        let subscribed = match connected {
+            Err(error) => Err(error),
+            Ok(channel) => {
+                let native = NativeClient::new(channel);
+                let subscribing = native.subscribe(&TOPICS);
+                tokio::pin!(subscribing);
+                let early = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = &mut subscribing => Some(r),
+                    () = tokio::time::sleep(SUBSCRIBE_SETTLE) => None,
+                };
+                if early.as_ref().is_none_or(Result::is_ok) {
+                    info!(message = "Subscribed to containerd events.", socket = %socket.display());
+                    if subscribed_before {
+                        // Events in the gap are lost: a full resync catches up.
+                        pending.request_resync();
                     }
-                    backoff = (backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
-                    continue;
+                    subscribed_before = true;
                 }
-            },
+                let result = match early {
+                    Some(r) => r,
+                    None => tokio::select! {
+                        () = cancel.cancelled() => return,
+                        r = &mut subscribing => r,
+                    },
+                };
+                result.map_err(|e| e.to_string())
+            }
+        };
+        let mut stream = match subscribed {
+            Ok(stream) => stream,
+            Err(error) => {
+                debug!(message = "Event subscription failed; retrying.", %error, retry_in = ?backoff);
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
+                continue;
+            }
         };
         backoff = MIN_RESUBSCRIBE_BACKOFF;
-        info!(message = "Subscribed to containerd events.", socket = %socket.display());
-        if subscribed_before {
-            // Events in the gap are lost: a full resync catches up.
-            pending.request_resync();
-        }
-        subscribed_before = true;
         loop {
             let message = tokio::select! {
                 () = cancel.cancelled() => return,

@@ -6,3 +6,5 @@ mod harness;
 mod harness_selftest;
 // Discovery against a real containerd: gannet list values, exits, removal, pid reuse, reconnect.
 mod discovery;
+// Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.
+mod events;
