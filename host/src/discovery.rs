@@ -692,6 +692,40 @@ fn fingerprint(
     h.finish().max(1)
 }
 
+/// Result of one list task.
+struct Listed {
+    full: bool,
+    started: tokio::time::Instant,
+    warned_not_containerd: bool,
+    result: Result<(FetchContext, Vec<ContainerSummary>, Vec<SandboxSummary>), DiscoveryError>,
+}
+
+/// The list calls of one sync (connecting first when there is no context), as a task.
+async fn list_runtime(
+    config: Config,
+    ctx: Option<FetchContext>,
+    mut warned_not_containerd: bool,
+    full: bool,
+    started: tokio::time::Instant,
+) -> Listed {
+    let result = async {
+        let ctx = match ctx {
+            Some(ctx) => ctx,
+            None => connect(&config, &mut warned_not_containerd).await?,
+        };
+        let containers = ctx.cri.list_containers().await?;
+        let sandboxes = ctx.cri.list_sandboxes().await?;
+        Ok((ctx, containers, sandboxes))
+    }
+    .await;
+    Listed {
+        full,
+        started,
+        warned_not_containerd,
+        result,
+    }
+}
+
 /// Result of one fetch task.
 struct FetchOutcome {
     id: String,
@@ -829,6 +863,11 @@ impl Runner {
         let mut backoff = MIN_BACKOFF;
         let mut next_sync = tokio::time::Instant::now();
         let mut next_full = tokio::time::Instant::now();
+        // The list calls run in their own task, so a slow runtime never stalls fetch
+        // results or events; at most one list is in flight.
+        let mut listing: JoinSet<Listed> = JoinSet::new();
+        // A sync asked for while a list was in flight (`Some(full)`): runs right after it.
+        let mut requested: Option<bool> = None;
         loop {
             tokio::select! {
                 biased;
@@ -842,6 +881,9 @@ impl Runner {
                 Some(id) = self.dirty.recv() => {
                     if self.on_dirty(id) {
                         next_sync = tokio::time::Instant::now();
+                        if !listing.is_empty() {
+                            requested = Some(requested.unwrap_or(false));
+                        }
                     }
                 }
                 Some(nudge) = self.nudges.recv() => {
@@ -849,17 +891,31 @@ impl Runner {
                         // Missed events: a full sync now.
                         next_sync = tokio::time::Instant::now();
                         next_full = next_sync;
+                        if !listing.is_empty() {
+                            requested = Some(true);
+                        }
                     }
                 }
-                () = tokio::time::sleep_until(next_sync) => {
-                    let now = tokio::time::Instant::now();
-                    let full = now >= next_full || self.ctx.is_none();
-                    match self.sync(full, &cancel).await {
+                Some(joined) = listing.join_next(), if !listing.is_empty() => {
+                    let Ok(listed) = joined else { continue };
+                    let (full, started) = (listed.full, listed.started);
+                    self.warned_not_containerd = listed.warned_not_containerd;
+                    let result = match listed.result {
+                        Ok((ctx, containers, sandboxes)) => {
+                            if self.ctx.is_none() {
+                                self.ctx = Some(ctx.clone());
+                                self.start_event_source(&cancel);
+                            }
+                            Ok(self.apply_lists(full, &ctx, containers, sandboxes, &cancel).await)
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match result {
                         Ok(Flow::Stop) => break,
                         Ok(Flow::Continue) => {
                             backoff = MIN_BACKOFF;
                             if full {
-                                next_full = now + self.config.resync_period_secs;
+                                next_full = started + self.config.resync_period_secs;
                             }
                             next_sync = tokio::time::Instant::now() + self.config.sync_period_secs;
                         }
@@ -871,35 +927,36 @@ impl Runner {
                             backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
                     }
+                    if let Some(full) = requested.take() {
+                        next_sync = next_sync.min(tokio::time::Instant::now());
+                        if full {
+                            next_full = next_sync;
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_sync), if listing.is_empty() => {
+                    let started = tokio::time::Instant::now();
+                    let full = started >= next_full || self.ctx.is_none();
+                    let (config, ctx) = (self.config.clone(), self.ctx.clone());
+                    let warned = self.warned_not_containerd;
+                    listing.spawn(list_runtime(config, ctx, warned, full, started));
                 }
             }
         }
+        listing.abort_all();
         self.fetches.abort_all();
         self.set_ready(false);
     }
 
-    /// One sync: lists, fingerprints, removals, fetch scheduling.
-    async fn sync(
+    /// One sync from fresh lists: fingerprints, removals, fetch scheduling.
+    async fn apply_lists(
         &mut self,
         full: bool,
+        ctx: &FetchContext,
+        containers: Vec<ContainerSummary>,
+        sandboxes: Vec<SandboxSummary>,
         cancel: &CancellationToken,
-    ) -> Result<Flow, DiscoveryError> {
-        if self.ctx.is_none() {
-            self.ctx = Some(connect(&self.config, &mut self.warned_not_containerd).await?);
-            self.start_event_source(cancel);
-        }
-        let Some(ctx) = self.ctx.clone() else {
-            return Ok(Flow::Continue);
-        };
-        let lists = async {
-            let containers = ctx.cri.list_containers().await?;
-            let sandboxes = ctx.cri.list_sandboxes().await?;
-            Ok::<_, CriError>((containers, sandboxes))
-        };
-        let (containers, sandboxes) = tokio::select! {
-            () = cancel.cancelled() => return Ok(Flow::Stop),
-            r = lists => r?,
-        };
+    ) -> Flow {
         self.state.sandboxes = Arc::new(sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect());
         let sandboxes = Arc::clone(&self.state.sandboxes);
         let mut listed: HashSet<&str> = HashSet::with_capacity(containers.len());
@@ -929,7 +986,7 @@ impl Runner {
                 }
                 continue;
             }
-            let liveness = self.table_liveness(&ctx, &c.id);
+            let liveness = self.table_liveness(ctx, &c.id);
             let fp = fingerprint(c, sandbox, liveness);
             let changed = self
                 .state
@@ -962,9 +1019,9 @@ impl Runner {
             self.state.history.retain(|id| listed_ids.contains(id));
         }
         self.table_write(|t| t.sweep(Instant::now()));
-        self.start_fetches(&ctx);
+        self.start_fetches(ctx);
         if let Flow::Stop = self.send(events, cancel).await {
-            return Ok(Flow::Stop);
+            return Flow::Stop;
         }
         if full && !self.first_full_done {
             self.first_full_done = true;
@@ -972,7 +1029,7 @@ impl Runner {
         if self.first_full_done {
             self.set_ready(true);
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     /// An id from [`Discovery::dirty_sender`]. A tracked container is fetched now; an
