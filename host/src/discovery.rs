@@ -151,6 +151,8 @@ pub enum Expect {
     Exited {
         /// The exit status the event carried.
         exit_code: i32,
+        /// The exit time the event carried (nanoseconds since the epoch, 0 when absent).
+        exited_at_nanos: i64,
     },
 }
 
@@ -309,12 +311,33 @@ struct Fetched {
 }
 
 /// First wait before fetching again a container whose CRI state lags its event.
-const AGREE_MIN_BACKOFF: Duration = Duration::from_millis(5);
-/// Longest wait between such fetches.
-const AGREE_MAX_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest time CRI may lag an event; then the loop takes what CRI says (an exit with a
-/// dead pid takes the event's exit code).
+const AGREE_MIN_BACKOFF: Duration = Duration::from_millis(2);
+/// Longest wait between such fetches (a ContainerStatus costs about 0.4 ms).
+const AGREE_MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest time CRI may lag a start event; then the loop takes what CRI says.
 const AGREE_WAIT: Duration = Duration::from_secs(2);
+/// Longest time CRI may lag an exit event. containerd's CRI marks a container EXITED only
+/// after deleting its task, 25–100 ms after the exit on this hardware; past this wait a
+/// container whose pid is gone is reported exited from the event (code, time) instead, so
+/// `removed` is not late by CRI's bookkeeping.
+const EXIT_AGREE_WAIT: Duration = Duration::from_millis(10);
+
+/// CRI still says RUNNING but the pid is gone (the record reads exited without a code):
+/// takes the exit event's code and time, and the reason CRI would give (an OOM kill reads
+/// as `Error` here). A record in any other state is left alone.
+fn exited_from_event(record: &mut ContainerRecord, exit_code: i32, exited_at_nanos: i64) {
+    if record.state != ContainerState::Exited || record.exit_code.is_some() {
+        return;
+    }
+    record.exit_code = Some(exit_code);
+    if record.finished.is_none() {
+        record.finished = crate::record::Timestamp::from_unix_nanos(exited_at_nanos);
+    }
+    if record.reason.is_none() {
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        record.reason = Some(reason.to_owned());
+    }
+}
 
 impl Expect {
     /// Whether `record` shows what the event announced.
@@ -429,7 +452,11 @@ impl FetchContext {
         mut cached_upper: Option<String>,
         mut cached_rootfs: Option<String>,
     ) -> Result<Fetched, CriError> {
-        let deadline = Instant::now() + AGREE_WAIT;
+        let wait = match expect {
+            Expect::Exited { .. } => EXIT_AGREE_WAIT,
+            Expect::Any | Expect::Running => AGREE_WAIT,
+        };
+        let deadline = Instant::now() + wait;
         let mut backoff = AGREE_MIN_BACKOFF;
         let mut sandboxes = sandboxes;
         let mut refreshed = None;
@@ -451,11 +478,15 @@ impl FetchContext {
             }
             let agreed = expect.agrees(&fetched.record);
             if agreed || Instant::now() >= deadline {
-                if let (false, Expect::Exited { exit_code }) = (agreed, expect) {
-                    // CRI still says RUNNING but the pid is gone: the event's code.
-                    if fetched.record.state == ContainerState::Exited {
-                        fetched.record.exit_code = Some(exit_code);
-                    }
+                if let (
+                    false,
+                    Expect::Exited {
+                        exit_code,
+                        exited_at_nanos,
+                    },
+                ) = (agreed, expect)
+                {
+                    exited_from_event(&mut fetched.record, exit_code, exited_at_nanos);
                 }
                 fetched.sandboxes = refreshed;
                 return Ok(fetched);
@@ -1354,7 +1385,10 @@ mod tests {
         assert!(!Expect::Running.agrees(&running_no_pid));
         assert!(Expect::Running.agrees(&running));
         assert!(Expect::Running.agrees(&exited), "already over");
-        let exit = Expect::Exited { exit_code: 137 };
+        let exit = Expect::Exited {
+            exit_code: 137,
+            exited_at_nanos: 0,
+        };
         assert!(!exit.agrees(&running));
         assert!(
             !exit.agrees(&dead_but_cri_running),
@@ -1364,13 +1398,41 @@ mod tests {
     }
 
     #[test]
+    fn an_exit_cri_has_not_seen_takes_the_event_facts() {
+        let mut dead = record(ContainerState::Exited, 0, None);
+        exited_from_event(&mut dead, 137, 1_700_000_000_000_000_000);
+        assert_eq!(dead.exit_code, Some(137));
+        assert_eq!(dead.reason.as_deref(), Some("Error"));
+        assert_eq!(
+            dead.finished.map(|t| t.unix_nanos),
+            Some(1_700_000_000_000_000_000)
+        );
+        let mut alive = record(ContainerState::Running, 42, None);
+        exited_from_event(&mut alive, 137, 1);
+        assert_eq!(alive.exit_code, None, "a live pid is not overruled");
+        let mut confirmed = record(ContainerState::Exited, 0, Some(3));
+        exited_from_event(&mut confirmed, 137, 1);
+        assert_eq!(confirmed.exit_code, Some(3), "CRI's code wins");
+    }
+
+    #[test]
     fn a_pending_exit_is_not_weakened_by_vaguer_news() {
         let mut s = SyncState::new();
-        s.mark_dirty_expecting("a", "", Expect::Exited { exit_code: 1 });
+        s.mark_dirty_expecting(
+            "a",
+            "",
+            Expect::Exited {
+                exit_code: 1,
+                exited_at_nanos: 0,
+            },
+        );
         s.mark_dirty("a", "sb");
         assert_eq!(
             s.tracked.get("a").map(|t| t.expect),
-            Some(Expect::Exited { exit_code: 1 })
+            Some(Expect::Exited {
+                exit_code: 1,
+                exited_at_nanos: 0
+            })
         );
         s.mark_dirty_expecting("a", "", Expect::Running);
         assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(Expect::Running));

@@ -86,6 +86,8 @@ pub enum RuntimeEvent {
         process_id: String,
         /// Exit status.
         exit_status: u32,
+        /// Exit time, nanoseconds since the epoch (0 when absent).
+        exited_at_nanos: i64,
     },
     /// `/tasks/oom`: the container hit its memory limit.
     TaskOom {
@@ -98,6 +100,8 @@ pub enum RuntimeEvent {
         container_id: String,
         /// Exit status of the init.
         exit_status: u32,
+        /// Exit time, nanoseconds since the epoch (0 when absent).
+        exited_at_nanos: i64,
     },
     /// `/containers/create` (no labels in the event).
     ContainerCreate {
@@ -127,6 +131,8 @@ pub enum Signal {
     Exited {
         /// The event's exit status (used when CRI stays behind).
         exit_code: i32,
+        /// The event's exit time, nanoseconds since the epoch (0 when absent).
+        exited_at_nanos: i64,
     },
     /// Something else changed (oom, update, delete): fetch once.
     Changed,
@@ -149,7 +155,13 @@ impl Signal {
         match self {
             Self::Created => None,
             Self::Started => Some(Expect::Running),
-            Self::Exited { exit_code } => Some(Expect::Exited { exit_code }),
+            Self::Exited {
+                exit_code,
+                exited_at_nanos,
+            } => Some(Expect::Exited {
+                exit_code,
+                exited_at_nanos,
+            }),
             Self::Changed => Some(Expect::Any),
         }
     }
@@ -187,6 +199,7 @@ impl RuntimeEvent {
                     container_id: e.container_id,
                     process_id: e.id,
                     exit_status: e.exit_status,
+                    exited_at_nanos: nanos(e.exited_at.as_ref()),
                 }
             }
             "/tasks/oom" => {
@@ -204,6 +217,7 @@ impl RuntimeEvent {
                 Self::TaskDelete {
                     container_id: e.container_id,
                     exit_status: e.exit_status,
+                    exited_at_nanos: nanos(e.exited_at.as_ref()),
                 }
             }
             "/containers/create" => {
@@ -231,6 +245,7 @@ impl RuntimeEvent {
                 container_id,
                 process_id,
                 exit_status,
+                exited_at_nanos,
             } => {
                 if !process_id.is_empty() && process_id != container_id {
                     return None;
@@ -239,16 +254,19 @@ impl RuntimeEvent {
                     container_id,
                     Signal::Exited {
                         exit_code: exit_code(*exit_status),
+                        exited_at_nanos: *exited_at_nanos,
                     },
                 ))
             }
             Self::TaskDelete {
                 container_id,
                 exit_status,
+                exited_at_nanos,
             } => Some((
                 container_id,
                 Signal::Exited {
                     exit_code: exit_code(*exit_status),
+                    exited_at_nanos: *exited_at_nanos,
                 },
             )),
             Self::TaskOom { container_id } => Some((container_id, Signal::Changed)),
@@ -258,6 +276,15 @@ impl RuntimeEvent {
             }
         }
     }
+}
+
+/// A protobuf timestamp as nanoseconds since the epoch (0 when absent).
+fn nanos(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map_or(0, |t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    })
 }
 
 /// containerd's `u32` exit status as CRI's `i32` exit code.
@@ -564,7 +591,13 @@ mod tests {
         let event = RuntimeEvent::decode("/tasks/exit", &exit)?;
         assert_eq!(
             event.as_ref().and_then(RuntimeEvent::signal),
-            Some(("c1", Signal::Exited { exit_code: 137 }))
+            Some((
+                "c1",
+                Signal::Exited {
+                    exit_code: 137,
+                    exited_at_nanos: 0
+                }
+            ))
         );
         Ok(())
     }
@@ -674,9 +707,11 @@ mod tests {
             }
         }
         assert!(
-            signals
-                .iter()
-                .any(|(_, s)| *s == Signal::Exited { exit_code: 137 }),
+            signals.iter().any(|(_, s)| *s
+                == Signal::Exited {
+                    exit_code: 137,
+                    exited_at_nanos: 0
+                }),
             "kill -9 exit seen: {signals:?}"
         );
         assert!(signals.iter().any(|(_, s)| *s == Signal::Started));
@@ -688,14 +723,26 @@ mod tests {
         let p = Pending::default();
         p.push("a", Signal::Started);
         p.push("b", Signal::Started);
-        p.push("a", Signal::Exited { exit_code: 3 });
+        p.push(
+            "a",
+            Signal::Exited {
+                exit_code: 3,
+                exited_at_nanos: 0,
+            },
+        );
         p.push("a", Signal::Changed);
         p.request_resync();
         assert!(matches!(p.pop(), Some(Popped::Resync)));
         match p.pop() {
             Some(Popped::Id(id, signal)) => {
                 assert_eq!(id, "a");
-                assert_eq!(signal, Signal::Exited { exit_code: 3 });
+                assert_eq!(
+                    signal,
+                    Signal::Exited {
+                        exit_code: 3,
+                        exited_at_nanos: 0
+                    }
+                );
             }
             _ => panic!("a pending"),
         }
@@ -714,11 +761,26 @@ mod tests {
             Signal::Started
         );
         assert_eq!(
-            Signal::merge(Signal::Exited { exit_code: 1 }, Signal::Changed),
-            Signal::Exited { exit_code: 1 }
+            Signal::merge(
+                Signal::Exited {
+                    exit_code: 1,
+                    exited_at_nanos: 0
+                },
+                Signal::Changed
+            ),
+            Signal::Exited {
+                exit_code: 1,
+                exited_at_nanos: 0
+            }
         );
         assert_eq!(
-            Signal::merge(Signal::Exited { exit_code: 1 }, Signal::Started),
+            Signal::merge(
+                Signal::Exited {
+                    exit_code: 1,
+                    exited_at_nanos: 0
+                },
+                Signal::Started
+            ),
             Signal::Started,
             "a restart after the exit wins"
         );
