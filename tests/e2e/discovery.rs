@@ -571,6 +571,10 @@ async fn attempt_1_replacing_attempt_0_gives_removed_then_added() -> Result<()> 
     let new = cri
         .run_container(&pod, &ContainerSpec::sleeper("app").attempt(1))
         .await?;
+    // In events mode `removed` may come from the exit event before CRI marks the
+    // container EXITED (its bookkeeping lags 25-100 ms); RemoveContainer needs EXITED.
+    cri.wait_state(&old, CriState::ContainerExited, TIMEOUT)
+        .await?;
     cri.remove(&old).await?;
     let added = running.wait_event(&new.id, Lifecycle::Added).await?;
     ensure!(added.record.restart_count == 1, "{:?}", added.record);
