@@ -9,9 +9,15 @@
 //! `watch`, and a shared view of the [`ContainerTable`]. [`discover_once`] is the one-shot
 //! form behind `gannet list`.
 //!
-//! Runtime events (issue 5) slot in through [`Discovery::dirty_sender`]: an id sent there
-//! is marked dirty (its generation grows) and the fetch workers drain the dirty set at
-//! once; an unknown id triggers an immediate sync so its pod is listed with it.
+//! `sync_mode` picks how changes are learnt. In `events` (the default, containerd only) the
+//! loop starts a [`crate::runtime_events::EventSource`] at its first connect; its
+//! [`Nudge`]s mark containers dirty with what CRI should show ([`Expect`]), and a fetch
+//! re-tries with a short backoff until CRI agrees (the start race) or [`AGREE_WAIT`]
+//! ends; a broken stream ends in a full resync. A pod newer than the last list is looked
+//! up with one ListPodSandbox from the fetch itself. The periodic list stays as the
+//! safety net. `poll` is the reference: the periodic list and one fetch at a time.
+//! [`Discovery::dirty_sender`] remains a plain hook: an id sent there is fetched at once;
+//! an unknown id triggers an immediate sync so its pod is listed with it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,6 +40,7 @@ use crate::cri::{
 };
 use crate::liveness::{HostRoot, Liveness, LivenessChecker};
 use crate::record::{ContainerRecord, ContainerState};
+use crate::runtime_events::EventSource;
 use crate::table::{ContainerEvent, ContainerTable, Generation};
 
 /// First wait after a runtime error; doubles up to [`MAX_BACKOFF`].
@@ -47,6 +54,10 @@ const DEFAULT_STATE_DIRS: [&str; 2] = ["/run/containerd", "/var/run/containerd"]
 /// hundreds of containers at once); a full buffer makes the sender wait, and the periodic
 /// sync remains the safety net.
 const DIRTY_BUFFER: usize = 1024;
+/// Nudges from the event source waiting for the loop: the event source coalesces before
+/// this channel, so a small buffer suffices; when full the dispatcher waits (its pending set
+/// keeps coalescing) and the reader is never blocked.
+const NUDGE_BUFFER: usize = 256;
 /// Environment variable naming containerd's state directory (the reference's name).
 pub const STATE_DIR_ENV: &str = "CONTAINERD_STATE_DIR";
 
@@ -83,6 +94,80 @@ pub struct Config {
     pub containerd_state_dir: Option<PathBuf>,
     /// Ask containerd's snapshot service for the overlay upperdir of each container.
     pub detect_upper_dir: bool,
+    /// `events` (default): containerd's event stream marks containers dirty at once, the
+    /// periodic list stays as a safety net. `poll`: the reference behaviour, a list every
+    /// period and one fetch at a time. A runtime that is not containerd falls back to
+    /// `poll` with a warning.
+    pub sync_mode: SyncMode,
+    /// Most containers fetched per second because of runtime events (the reference caps
+    /// at 200); a burst beyond it is coalesced and caught up.
+    pub event_fetch_rate_per_sec: u32,
+}
+
+/// How the loop learns about changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// containerd's event stream plus the periodic list.
+    #[default]
+    Events,
+    /// The periodic list only, with sequential fetches (the reference behaviour).
+    Poll,
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Events => "events",
+            Self::Poll => "poll",
+        })
+    }
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = DiscoveryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "events" => Ok(Self::Events),
+            "poll" => Ok(Self::Poll),
+            _ => Err(DiscoveryError::InvalidSyncMode {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a runtime event says CRI will show once it catches up (the start race): the
+/// loop re-fetches with a short backoff until CRI agrees or a bounded wait ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// Nothing in particular: fetch once.
+    #[default]
+    Any,
+    /// `/tasks/start`: RUNNING with a pid.
+    Running,
+    /// `/tasks/exit`: EXITED. After the bounded wait, a dead pid is taken as exited with
+    /// this code.
+    Exited {
+        /// The exit status the event carried.
+        exit_code: i32,
+        /// The exit time the event carried (nanoseconds since the epoch, 0 when absent).
+        exited_at_nanos: i64,
+    },
+}
+
+/// A message to the loop from the event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nudge {
+    /// Fetch this container now (an unknown id is fetched and added if it runs).
+    Fetch {
+        /// The container id.
+        id: String,
+        /// What CRI should show.
+        expect: Expect,
+    },
+    /// Events may have been missed (the stream broke): run a full sync now.
+    Resync,
 }
 
 impl Default for Config {
@@ -98,6 +183,8 @@ impl Default for Config {
             pid_start_tolerance_ms: Duration::from_millis(3000),
             containerd_state_dir: None,
             detect_upper_dir: true,
+            sync_mode: SyncMode::Events,
+            event_fetch_rate_per_sec: 200,
         }
     }
 }
@@ -129,6 +216,9 @@ impl Config {
         }
         if self.max_concurrent_fetches == 0 {
             return bad("max_concurrent_fetches", "must be at least 1");
+        }
+        if self.event_fetch_rate_per_sec == 0 {
+            return bad("event_fetch_rate_per_sec", "must be at least 1");
         }
         Ok(())
     }
@@ -181,6 +271,12 @@ pub enum DiscoveryError {
         /// The socket.
         socket: PathBuf,
     },
+    /// `--sync-mode` (or `sync_mode`) is neither `events` nor `poll`.
+    #[error("sync mode {value:?} is not known; use events or poll")]
+    InvalidSyncMode {
+        /// The value given.
+        value: String,
+    },
     /// A config value is out of range.
     #[error("discovery config: {field} {reason}")]
     InvalidConfig {
@@ -209,6 +305,50 @@ struct Fetched {
     record: ContainerRecord,
     upper_dir: Option<String>,
     rootfs_dir: Option<String>,
+    /// A fresh ListPodSandbox, when the container's pod was not in the map (a pod created
+    /// after the last sync, seen first through an event).
+    sandboxes: Option<Arc<HashMap<String, SandboxSummary>>>,
+}
+
+/// First wait before fetching again a container whose CRI state lags its event.
+const AGREE_MIN_BACKOFF: Duration = Duration::from_millis(2);
+/// Longest wait between such fetches (a ContainerStatus costs about 0.4 ms).
+const AGREE_MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest time CRI may lag a start event; then the loop takes what CRI says.
+const AGREE_WAIT: Duration = Duration::from_secs(2);
+/// Longest time CRI may lag an exit event. containerd's CRI marks a container EXITED only
+/// after deleting its task, 25–100 ms after the exit on this hardware; past this wait a
+/// container whose pid is gone is reported exited from the event (code, time) instead, so
+/// `removed` is not late by CRI's bookkeeping.
+const EXIT_AGREE_WAIT: Duration = Duration::from_millis(10);
+
+/// CRI still says RUNNING but the pid is gone (the record reads exited without a code):
+/// takes the exit event's code and time, and the reason CRI would give (an OOM kill reads
+/// as `Error` here). A record in any other state is left alone.
+fn exited_from_event(record: &mut ContainerRecord, exit_code: i32, exited_at_nanos: i64) {
+    if record.state != ContainerState::Exited || record.exit_code.is_some() {
+        return;
+    }
+    record.exit_code = Some(exit_code);
+    if record.finished.is_none() {
+        record.finished = crate::record::Timestamp::from_unix_nanos(exited_at_nanos);
+    }
+    if record.reason.is_none() {
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        record.reason = Some(reason.to_owned());
+    }
+}
+
+impl Expect {
+    /// Whether `record` shows what the event announced.
+    fn agrees(self, record: &ContainerRecord) -> bool {
+        let exited = record.state == ContainerState::Exited && record.exit_code.is_some();
+        match self {
+            Self::Any => true,
+            Self::Running => (record.state == ContainerState::Running && record.pid > 0) || exited,
+            Self::Exited { .. } => exited,
+        }
+    }
 }
 
 impl FetchContext {
@@ -217,7 +357,7 @@ impl FetchContext {
         &self,
         summary_sandbox_id: &str,
         id: &str,
-        sandboxes: &HashMap<String, SandboxSummary>,
+        sandboxes: &Arc<HashMap<String, SandboxSummary>>,
         cached_upper: Option<String>,
         cached_rootfs: Option<String>,
     ) -> Result<Fetched, CriError> {
@@ -231,9 +371,26 @@ impl FetchContext {
             );
         }
         // The list's sandbox id, else the info's (a container known only from an event).
-        let sandbox = sandboxes
-            .get(summary_sandbox_id)
-            .or_else(|| info.sandbox_id.as_ref().and_then(|sb| sandboxes.get(sb)));
+        let sandbox_id = if summary_sandbox_id.is_empty() {
+            info.sandbox_id.clone().unwrap_or_default()
+        } else {
+            summary_sandbox_id.to_owned()
+        };
+        let mut refreshed = None;
+        if !sandbox_id.is_empty() && !sandboxes.contains_key(&sandbox_id) {
+            // A pod newer than the last list: one ListPodSandbox, shared with the loop.
+            match self.cri.list_sandboxes().await {
+                Ok(list) => {
+                    refreshed = Some(Arc::new(
+                        list.into_iter().map(|s| (s.id.clone(), s)).collect(),
+                    ));
+                }
+                Err(error) => {
+                    debug!(message = "Sandbox list for a new pod failed.", container_id = %id, %error)
+                }
+            }
+        }
+        let sandbox = refreshed.as_ref().unwrap_or(sandboxes).get(&sandbox_id);
         let liveness = match status.state() {
             CriState::Running => self
                 .liveness
@@ -245,7 +402,7 @@ impl FetchContext {
                 status: &status,
                 info: &info,
                 sandbox,
-                sandbox_id: summary_sandbox_id,
+                sandbox_id: &sandbox_id,
                 runtime_name: &self.cri.runtime_version().runtime_name,
                 liveness,
             },
@@ -277,7 +434,69 @@ impl FetchContext {
             record,
             upper_dir,
             rootfs_dir,
+            sandboxes: refreshed,
         })
+    }
+
+    /// [`Self::fetch`] until the record shows what `expect` announced, with a short
+    /// backoff, for at most [`AGREE_WAIT`]; each attempt holds one `limit` permit, the
+    /// waits between attempts hold none. Errors end it at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_agreeing(
+        &self,
+        limit: &Semaphore,
+        expect: Expect,
+        sandbox_id: &str,
+        id: &str,
+        sandboxes: Arc<HashMap<String, SandboxSummary>>,
+        mut cached_upper: Option<String>,
+        mut cached_rootfs: Option<String>,
+    ) -> Result<Fetched, CriError> {
+        let wait = match expect {
+            Expect::Exited { .. } => EXIT_AGREE_WAIT,
+            Expect::Any | Expect::Running => AGREE_WAIT,
+        };
+        let deadline = Instant::now() + wait;
+        let mut backoff = AGREE_MIN_BACKOFF;
+        let mut sandboxes = sandboxes;
+        let mut refreshed = None;
+        loop {
+            let mut fetched = {
+                let _permit = limit.acquire().await;
+                self.fetch(
+                    sandbox_id,
+                    id,
+                    &sandboxes,
+                    cached_upper.clone(),
+                    cached_rootfs.clone(),
+                )
+                .await?
+            };
+            if let Some(fresh) = fetched.sandboxes.take() {
+                sandboxes = Arc::clone(&fresh);
+                refreshed = Some(fresh);
+            }
+            let agreed = expect.agrees(&fetched.record);
+            if agreed || Instant::now() >= deadline {
+                if let (
+                    false,
+                    Expect::Exited {
+                        exit_code,
+                        exited_at_nanos,
+                    },
+                ) = (agreed, expect)
+                {
+                    exited_from_event(&mut fetched.record, exit_code, exited_at_nanos);
+                }
+                fetched.sandboxes = refreshed;
+                return Ok(fetched);
+            }
+            debug!(message = "CRI lags the runtime event; fetching again.", container_id = %id, ?expect, retry_in = ?backoff);
+            cached_upper = cached_upper.or_else(|| fetched.upper_dir.clone());
+            cached_rootfs = cached_rootfs.or_else(|| fetched.rootfs_dir.clone());
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(AGREE_MAX_BACKOFF);
+        }
     }
 }
 
@@ -403,6 +622,8 @@ struct Tracked {
     suspect_dead: bool,
     /// Sandbox id from the list.
     sandbox_id: String,
+    /// What the next fetch should wait for CRI to show (from a runtime event).
+    expect: Expect,
 }
 
 /// The loop's state: tracked containers, history, caches, generations.
@@ -441,11 +662,20 @@ impl SyncState {
     /// Marks a container for a fresh fetch (the hook for runtime events): its wanted
     /// generation grows, and a fetch starts as soon as none is in flight for it.
     pub fn mark_dirty(&mut self, id: &str, sandbox_id: &str) {
+        self.mark_dirty_expecting(id, sandbox_id, Expect::Any);
+    }
+
+    /// [`Self::mark_dirty`] for a runtime event: the fetch waits (briefly) until CRI shows
+    /// what `expect` says. A pending exit is not weakened by vaguer news.
+    pub fn mark_dirty_expecting(&mut self, id: &str, sandbox_id: &str, expect: Expect) {
         let generation = self.generation();
         let t = self.tracked.entry(id.to_owned()).or_default();
         t.wanted = generation;
         if !sandbox_id.is_empty() {
             t.sandbox_id = sandbox_id.to_owned();
+        }
+        if !(matches!(t.expect, Expect::Exited { .. }) && expect == Expect::Any) {
+            t.expect = expect;
         }
         self.dirty.insert(id.to_owned());
     }
@@ -493,6 +723,40 @@ fn fingerprint(
     h.finish().max(1)
 }
 
+/// Result of one list task.
+struct Listed {
+    full: bool,
+    started: tokio::time::Instant,
+    warned_not_containerd: bool,
+    result: Result<(FetchContext, Vec<ContainerSummary>, Vec<SandboxSummary>), DiscoveryError>,
+}
+
+/// The list calls of one sync (connecting first when there is no context), as a task.
+async fn list_runtime(
+    config: Config,
+    ctx: Option<FetchContext>,
+    mut warned_not_containerd: bool,
+    full: bool,
+    started: tokio::time::Instant,
+) -> Listed {
+    let result = async {
+        let ctx = match ctx {
+            Some(ctx) => ctx,
+            None => connect(&config, &mut warned_not_containerd).await?,
+        };
+        let containers = ctx.cri.list_containers().await?;
+        let sandboxes = ctx.cri.list_sandboxes().await?;
+        Ok((ctx, containers, sandboxes))
+    }
+    .await;
+    Listed {
+        full,
+        started,
+        warned_not_containerd,
+        result,
+    }
+}
+
 /// Result of one fetch task.
 struct FetchOutcome {
     id: String,
@@ -508,6 +772,8 @@ pub struct Discovery {
     table: SharedTable,
     dirty_tx: mpsc::Sender<String>,
     dirty_rx: mpsc::Receiver<String>,
+    nudge_tx: mpsc::Sender<Nudge>,
+    nudge_rx: mpsc::Receiver<Nudge>,
 }
 
 impl Discovery {
@@ -516,12 +782,15 @@ impl Discovery {
         let table = ContainerTable::new(config.removed_retention_secs);
         let (ready, _) = watch::channel(false);
         let (dirty_tx, dirty_rx) = mpsc::channel(DIRTY_BUFFER);
+        let (nudge_tx, nudge_rx) = mpsc::channel(NUDGE_BUFFER);
         Self {
             config,
             ready,
             table: Arc::new(RwLock::new(table)),
             dirty_tx,
             dirty_rx,
+            nudge_tx,
+            nudge_rx,
         }
     }
 
@@ -531,6 +800,13 @@ impl Discovery {
     /// and added if it runs.
     pub fn dirty_sender(&self) -> mpsc::Sender<String> {
         self.dirty_tx.clone()
+    }
+
+    /// A sender of [`Nudge`]s, the richer form of [`Self::dirty_sender`] the event source
+    /// uses (what CRI should show; resync requests). In `events` mode the loop starts its
+    /// own event source; this is for tests and other sources.
+    pub fn nudge_sender(&self) -> mpsc::Sender<Nudge> {
+        self.nudge_tx.clone()
     }
 
     /// Readiness: `true` once the first full sync is done and while the runtime answers.
@@ -555,21 +831,33 @@ impl Discovery {
         cancel: CancellationToken,
     ) -> Result<(), DiscoveryError> {
         self.config.validate()?;
+        // Poll mode is the reference: one fetch at a time.
+        let concurrency = match self.config.sync_mode {
+            SyncMode::Events => self.config.max_concurrent_fetches,
+            SyncMode::Poll => 1,
+        };
         let mut runner = Runner {
             config: self.config,
             ready: self.ready,
             table: self.table,
             dirty: self.dirty_rx,
+            nudges: self.nudge_rx,
+            nudge_tx: self.nudge_tx,
             events,
             state: SyncState::new(),
             ctx: None,
             fetches: JoinSet::new(),
-            limit: Arc::new(Semaphore::new(1)),
+            limit: Arc::new(Semaphore::new(concurrency)),
             warned_not_containerd: false,
             first_full_done: false,
+            warned_poll_fallback: false,
+            event_source: None,
         };
-        runner.limit = Arc::new(Semaphore::new(runner.config.max_concurrent_fetches));
-        runner.run(cancel).await;
+        runner.run(cancel.clone()).await;
+        if let Some((source_cancel, task)) = runner.event_source.take() {
+            source_cancel.cancel();
+            let _ = task.await;
+        }
         Ok(())
     }
 }
@@ -580,6 +868,9 @@ struct Runner {
     ready: watch::Sender<bool>,
     table: SharedTable,
     dirty: mpsc::Receiver<String>,
+    nudges: mpsc::Receiver<Nudge>,
+    /// Handed to the event source when it starts.
+    nudge_tx: mpsc::Sender<Nudge>,
     events: mpsc::Sender<ContainerEvent>,
     state: SyncState,
     ctx: Option<FetchContext>,
@@ -587,6 +878,9 @@ struct Runner {
     limit: Arc<Semaphore>,
     warned_not_containerd: bool,
     first_full_done: bool,
+    warned_poll_fallback: bool,
+    /// The running event source (`events` mode on containerd), started at first connect.
+    event_source: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 /// Whether the loop should keep going.
@@ -600,6 +894,11 @@ impl Runner {
         let mut backoff = MIN_BACKOFF;
         let mut next_sync = tokio::time::Instant::now();
         let mut next_full = tokio::time::Instant::now();
+        // The list calls run in their own task, so a slow runtime never stalls fetch
+        // results or events; at most one list is in flight.
+        let mut listing: JoinSet<Listed> = JoinSet::new();
+        // A sync asked for while a list was in flight (`Some(full)`): runs right after it.
+        let mut requested: Option<bool> = None;
         loop {
             tokio::select! {
                 biased;
@@ -613,17 +912,41 @@ impl Runner {
                 Some(id) = self.dirty.recv() => {
                     if self.on_dirty(id) {
                         next_sync = tokio::time::Instant::now();
+                        if !listing.is_empty() {
+                            requested = Some(requested.unwrap_or(false));
+                        }
                     }
                 }
-                () = tokio::time::sleep_until(next_sync) => {
-                    let now = tokio::time::Instant::now();
-                    let full = now >= next_full || self.ctx.is_none();
-                    match self.sync(full, &cancel).await {
+                Some(nudge) = self.nudges.recv() => {
+                    if self.on_nudge(nudge) {
+                        // Missed events: a full sync now.
+                        next_sync = tokio::time::Instant::now();
+                        next_full = next_sync;
+                        if !listing.is_empty() {
+                            requested = Some(true);
+                        }
+                    }
+                }
+                Some(joined) = listing.join_next(), if !listing.is_empty() => {
+                    let Ok(listed) = joined else { continue };
+                    let (full, started) = (listed.full, listed.started);
+                    self.warned_not_containerd = listed.warned_not_containerd;
+                    let result = match listed.result {
+                        Ok((ctx, containers, sandboxes)) => {
+                            if self.ctx.is_none() {
+                                self.ctx = Some(ctx.clone());
+                                self.start_event_source(&cancel);
+                            }
+                            Ok(self.apply_lists(full, &ctx, containers, sandboxes, &cancel).await)
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match result {
                         Ok(Flow::Stop) => break,
                         Ok(Flow::Continue) => {
                             backoff = MIN_BACKOFF;
                             if full {
-                                next_full = now + self.config.resync_period_secs;
+                                next_full = started + self.config.resync_period_secs;
                             }
                             next_sync = tokio::time::Instant::now() + self.config.sync_period_secs;
                         }
@@ -635,34 +958,36 @@ impl Runner {
                             backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
                     }
+                    if let Some(full) = requested.take() {
+                        next_sync = next_sync.min(tokio::time::Instant::now());
+                        if full {
+                            next_full = next_sync;
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_sync), if listing.is_empty() => {
+                    let started = tokio::time::Instant::now();
+                    let full = started >= next_full || self.ctx.is_none();
+                    let (config, ctx) = (self.config.clone(), self.ctx.clone());
+                    let warned = self.warned_not_containerd;
+                    listing.spawn(list_runtime(config, ctx, warned, full, started));
                 }
             }
         }
+        listing.abort_all();
         self.fetches.abort_all();
         self.set_ready(false);
     }
 
-    /// One sync: lists, fingerprints, removals, fetch scheduling.
-    async fn sync(
+    /// One sync from fresh lists: fingerprints, removals, fetch scheduling.
+    async fn apply_lists(
         &mut self,
         full: bool,
+        ctx: &FetchContext,
+        containers: Vec<ContainerSummary>,
+        sandboxes: Vec<SandboxSummary>,
         cancel: &CancellationToken,
-    ) -> Result<Flow, DiscoveryError> {
-        if self.ctx.is_none() {
-            self.ctx = Some(connect(&self.config, &mut self.warned_not_containerd).await?);
-        }
-        let Some(ctx) = self.ctx.clone() else {
-            return Ok(Flow::Continue);
-        };
-        let lists = async {
-            let containers = ctx.cri.list_containers().await?;
-            let sandboxes = ctx.cri.list_sandboxes().await?;
-            Ok::<_, CriError>((containers, sandboxes))
-        };
-        let (containers, sandboxes) = tokio::select! {
-            () = cancel.cancelled() => return Ok(Flow::Stop),
-            r = lists => r?,
-        };
+    ) -> Flow {
         self.state.sandboxes = Arc::new(sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect());
         let sandboxes = Arc::clone(&self.state.sandboxes);
         let mut listed: HashSet<&str> = HashSet::with_capacity(containers.len());
@@ -692,7 +1017,7 @@ impl Runner {
                 }
                 continue;
             }
-            let liveness = self.table_liveness(&ctx, &c.id);
+            let liveness = self.table_liveness(ctx, &c.id);
             let fp = fingerprint(c, sandbox, liveness);
             let changed = self
                 .state
@@ -725,9 +1050,9 @@ impl Runner {
             self.state.history.retain(|id| listed_ids.contains(id));
         }
         self.table_write(|t| t.sweep(Instant::now()));
-        self.start_fetches(&ctx);
+        self.start_fetches(ctx);
         if let Flow::Stop = self.send(events, cancel).await {
-            return Ok(Flow::Stop);
+            return Flow::Stop;
         }
         if full && !self.first_full_done {
             self.first_full_done = true;
@@ -735,7 +1060,7 @@ impl Runner {
         if self.first_full_done {
             self.set_ready(true);
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     /// An id from [`Discovery::dirty_sender`]. A tracked container is fetched now; an
@@ -750,6 +1075,55 @@ impl Runner {
             self.start_fetches(&ctx);
         }
         false
+    }
+
+    /// A [`Nudge`] from the event source. Returns true when a full sync is wanted now.
+    /// A fetch nudge marks the container dirty with its expectation (an unknown id is
+    /// tracked from here; one the loop finished with is skipped).
+    fn on_nudge(&mut self, nudge: Nudge) -> bool {
+        match nudge {
+            Nudge::Resync => true,
+            Nudge::Fetch { id, expect } => {
+                if !self.state.tracked.contains_key(&id) && self.state.history.contains(&id) {
+                    // Finished with (exited and removed, or ignored). A restart in place
+                    // (same id) is not something CRI does; the list would catch it.
+                    return false;
+                }
+                self.state.mark_dirty_expecting(&id, "", expect);
+                if let Some(ctx) = self.ctx.clone() {
+                    self.start_fetches(&ctx);
+                }
+                false
+            }
+        }
+    }
+
+    /// Starts the event source once, in `events` mode on containerd; otherwise warns once
+    /// and stays with polling.
+    fn start_event_source(&mut self, cancel: &CancellationToken) {
+        if self.event_source.is_some() || self.config.sync_mode != SyncMode::Events {
+            return;
+        }
+        let Some(ctx) = &self.ctx else { return };
+        let runtime = &ctx.cri.runtime_version().runtime_name;
+        if runtime != "containerd" {
+            if !self.warned_poll_fallback {
+                warn!(
+                    message = "Runtime is not containerd; sync_mode events falls back to poll.",
+                    runtime = %runtime,
+                );
+                self.warned_poll_fallback = true;
+                self.limit = Arc::new(Semaphore::new(1));
+            }
+            return;
+        }
+        let source = EventSource::new(
+            ctx.cri.socket().to_path_buf(),
+            self.config.event_fetch_rate_per_sec,
+        );
+        let source_cancel = cancel.child_token();
+        let task = tokio::spawn(source.run(self.nudge_tx.clone(), source_cancel.clone()));
+        self.event_source = Some((source_cancel, task));
     }
 
     /// Publishes readiness, waking watchers only on a change.
@@ -790,15 +1164,23 @@ impl Runner {
             self.state.dirty.remove(&id);
             let generation = t.wanted;
             t.in_flight = Some(generation);
+            let expect = std::mem::take(&mut t.expect);
             let sandbox_id = t.sandbox_id.clone();
             let sandboxes = Arc::clone(&self.state.sandboxes);
             let cached_upper = self.state.upper_dirs.get(&id).cloned();
             let cached_rootfs = self.state.rootfs_dirs.get(&id).cloned();
             let (ctx, limit) = (ctx.clone(), Arc::clone(&self.limit));
             self.fetches.spawn(async move {
-                let _permit = limit.acquire_owned().await;
                 let result = ctx
-                    .fetch(&sandbox_id, &id, &sandboxes, cached_upper, cached_rootfs)
+                    .fetch_agreeing(
+                        &limit,
+                        expect,
+                        &sandbox_id,
+                        &id,
+                        sandboxes,
+                        cached_upper,
+                        cached_rootfs,
+                    )
                     .await;
                 FetchOutcome {
                     id,
@@ -826,6 +1208,9 @@ impl Runner {
         let mut events = Vec::new();
         match result {
             Ok(fetched) => {
+                if let Some(fresh) = fetched.sandboxes {
+                    self.state.sandboxes = fresh;
+                }
                 let record = fetched.record;
                 let dead_but_cri_running =
                     record.state == ContainerState::Exited && record.exit_code.is_none();
@@ -958,6 +1343,99 @@ mod tests {
             err,
             "discovery config: max_concurrent_fetches must be at least 1"
         );
+    }
+
+    #[test]
+    fn sync_mode_defaults_to_events_and_parses_poll() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(Config::default().sync_mode, SyncMode::Events);
+        assert_eq!(Config::default().event_fetch_rate_per_sec, 200);
+        let c: Config = toml::from_str("sync_mode = \"poll\"\nevent_fetch_rate_per_sec = 50\n")?;
+        assert_eq!(c.sync_mode, SyncMode::Poll);
+        assert_eq!(c.event_fetch_rate_per_sec, 50);
+        assert!(toml::from_str::<Config>("sync_mode = \"push\"").is_err());
+        assert_eq!("events".parse::<SyncMode>()?, SyncMode::Events);
+        let err = "Poll"
+            .parse::<SyncMode>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(err, "sync mode \"Poll\" is not known; use events or poll");
+        assert_eq!(SyncMode::Poll.to_string(), "poll");
+        Ok(())
+    }
+
+    fn record(state: ContainerState, pid: u32, exit_code: Option<i32>) -> ContainerRecord {
+        ContainerRecord {
+            state,
+            pid,
+            exit_code,
+            ..ContainerRecord::default()
+        }
+    }
+
+    #[test]
+    fn expectations_agree_only_with_what_the_event_announced() {
+        let created = record(ContainerState::Created, 0, None);
+        let running = record(ContainerState::Running, 42, None);
+        let running_no_pid = record(ContainerState::Running, 0, None);
+        let exited = record(ContainerState::Exited, 0, Some(137));
+        let dead_but_cri_running = record(ContainerState::Exited, 0, None);
+        assert!(Expect::Any.agrees(&created));
+        assert!(!Expect::Running.agrees(&created), "the start race");
+        assert!(!Expect::Running.agrees(&running_no_pid));
+        assert!(Expect::Running.agrees(&running));
+        assert!(Expect::Running.agrees(&exited), "already over");
+        let exit = Expect::Exited {
+            exit_code: 137,
+            exited_at_nanos: 0,
+        };
+        assert!(!exit.agrees(&running));
+        assert!(
+            !exit.agrees(&dead_but_cri_running),
+            "CRI has not noticed yet"
+        );
+        assert!(exit.agrees(&exited));
+    }
+
+    #[test]
+    fn an_exit_cri_has_not_seen_takes_the_event_facts() {
+        let mut dead = record(ContainerState::Exited, 0, None);
+        exited_from_event(&mut dead, 137, 1_700_000_000_000_000_000);
+        assert_eq!(dead.exit_code, Some(137));
+        assert_eq!(dead.reason.as_deref(), Some("Error"));
+        assert_eq!(
+            dead.finished.map(|t| t.unix_nanos),
+            Some(1_700_000_000_000_000_000)
+        );
+        let mut alive = record(ContainerState::Running, 42, None);
+        exited_from_event(&mut alive, 137, 1);
+        assert_eq!(alive.exit_code, None, "a live pid is not overruled");
+        let mut confirmed = record(ContainerState::Exited, 0, Some(3));
+        exited_from_event(&mut confirmed, 137, 1);
+        assert_eq!(confirmed.exit_code, Some(3), "CRI's code wins");
+    }
+
+    #[test]
+    fn a_pending_exit_is_not_weakened_by_vaguer_news() {
+        let mut s = SyncState::new();
+        s.mark_dirty_expecting(
+            "a",
+            "",
+            Expect::Exited {
+                exit_code: 1,
+                exited_at_nanos: 0,
+            },
+        );
+        s.mark_dirty("a", "sb");
+        assert_eq!(
+            s.tracked.get("a").map(|t| t.expect),
+            Some(Expect::Exited {
+                exit_code: 1,
+                exited_at_nanos: 0
+            })
+        );
+        s.mark_dirty_expecting("a", "", Expect::Running);
+        assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(Expect::Running));
     }
 
     fn summary(state: CriState, attempt: u32) -> ContainerSummary {

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod cri;
 pub mod discovery;
 pub mod liveness;
+pub mod runtime_events;
 pub mod table;
 
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};

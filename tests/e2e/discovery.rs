@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use gannet::discovery::{Config, Discovery, SharedTable};
+use gannet::discovery::{Config, Discovery, SharedTable, SyncMode};
 use gannet::table::ContainerEvent;
 use gannet::{ContainerState, Lifecycle};
 use k8s_cri::v1::ContainerState as CriState;
@@ -25,15 +25,15 @@ use crate::harness::{
 };
 
 /// Generous: two cores may be busy building or running other tests.
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
 /// Capacity of the test's event channel: a test sees tens of events at most.
 const EVENT_BUFFER: usize = 256;
 
 /// A discovery loop running in the test process, recording every event.
-struct LoopUnderTest {
-    events: Arc<Mutex<Vec<ContainerEvent>>>,
+pub(crate) struct LoopUnderTest {
+    pub(crate) events: Arc<Mutex<Vec<ContainerEvent>>>,
     ready: watch::Receiver<bool>,
-    table: SharedTable,
+    pub(crate) table: SharedTable,
     dirty: mpsc::Sender<String>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -52,7 +52,7 @@ impl LoopUnderTest {
     }
 
     /// Starts the loop with `config`.
-    fn start_with(config: Config) -> Self {
+    pub(crate) fn start_with(config: Config) -> Self {
         let discovery = Discovery::new(config);
         let dirty = discovery.dirty_sender();
         let ready = discovery.readiness();
@@ -84,7 +84,7 @@ impl LoopUnderTest {
     }
 
     /// Waits until the loop reports `ready`.
-    async fn wait_ready(&mut self, ready: bool) -> Result<()> {
+    pub(crate) async fn wait_ready(&mut self, ready: bool) -> Result<()> {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         while *self.ready.borrow_and_update() != ready {
             tokio::time::timeout_at(deadline, self.ready.changed())
@@ -95,7 +95,7 @@ impl LoopUnderTest {
     }
 
     /// The events seen so far for container `id`.
-    fn events_for(&self, id: &str) -> Vec<ContainerEvent> {
+    pub(crate) fn events_for(&self, id: &str) -> Vec<ContainerEvent> {
         self.events
             .lock()
             .map(|all| all.iter().filter(|e| e.record.id == id).cloned().collect())
@@ -103,7 +103,11 @@ impl LoopUnderTest {
     }
 
     /// Waits for a `lifecycle` event of container `id` and returns it.
-    async fn wait_event(&self, id: &str, lifecycle: Lifecycle) -> Result<ContainerEvent> {
+    pub(crate) async fn wait_event(
+        &self,
+        id: &str,
+        lifecycle: Lifecycle,
+    ) -> Result<ContainerEvent> {
         wait_until(TIMEOUT, &format!("{lifecycle} event for {id}"), || async {
             Ok(self
                 .events_for(id)
@@ -114,11 +118,11 @@ impl LoopUnderTest {
         .with_context(|| format!("events seen for {id}: {:?}", self.kinds(id)))
     }
 
-    fn kinds(&self, id: &str) -> Vec<Lifecycle> {
+    pub(crate) fn kinds(&self, id: &str) -> Vec<Lifecycle> {
         self.events_for(id).iter().map(|e| e.lifecycle).collect()
     }
 
-    async fn stop(self) -> Result<()> {
+    pub(crate) async fn stop(self) -> Result<()> {
         self.cancel.cancel();
         tokio::time::timeout(TIMEOUT, self.task)
             .await
@@ -567,6 +571,10 @@ async fn attempt_1_replacing_attempt_0_gives_removed_then_added() -> Result<()> 
     let new = cri
         .run_container(&pod, &ContainerSpec::sleeper("app").attempt(1))
         .await?;
+    // In events mode `removed` may come from the exit event before CRI marks the
+    // container EXITED (its bookkeeping lags 25-100 ms); RemoveContainer needs EXITED.
+    cri.wait_state(&old, CriState::ContainerExited, TIMEOUT)
+        .await?;
     cri.remove(&old).await?;
     let added = running.wait_event(&new.id, Lifecycle::Added).await?;
     ensure!(added.record.restart_count == 1, "{:?}", added.record);
@@ -669,6 +677,8 @@ async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Res
         socket_flag: Some(lab.socket()),
         sync_period_secs: hour,
         resync_period_secs: hour,
+        // The hook alone: no event source to find the container first.
+        sync_mode: SyncMode::Poll,
         ..Config::default()
     });
     running.wait_ready(true).await?;

@@ -12,3 +12,5 @@ mod run_signals;
 mod pipeline;
 // The example plugins (guest SDK) through the real plugin engine; needs no containerd.
 mod example_plugins;
+// Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.
+mod events;
