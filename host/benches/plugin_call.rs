@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p gannet --bench plugin_call`
 
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
