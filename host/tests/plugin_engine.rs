@@ -313,6 +313,27 @@ fn consecutive_failures_quarantine_the_plugin() -> TestResult {
 }
 
 #[test]
+fn reload_lifts_quarantine() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    install(
+        tmp.path(),
+        "trap",
+        "10-trap.wasm",
+        Some("quarantine_after_failures = 2\n"),
+    )?;
+    let (set, _) = PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
+    let mut runner = ChainRunner::new();
+    for _ in 0..2 {
+        let _ = runner.run(&set.current(), Lifecycle::Added, record());
+    }
+    assert_eq!(set.plugins()[0].state, PluginState::Quarantined);
+    let summary = set.reload().map_err(|e| format!("{e:?}"))?;
+    assert_eq!(summary.loaded, vec!["10-trap".to_string()]);
+    assert_eq!(set.plugins()[0].state, PluginState::Active);
+    Ok(())
+}
+
+#[test]
 fn wrong_world_is_refused_at_load() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let err = load_err(tmp.path(), "wrong-world", None)?;

@@ -27,7 +27,8 @@ pub enum PluginCommand {
     /// exports, WASI imports and grants. Exits non-zero with the reason if it is refused.
     Check(CheckArgs),
     /// Run plugins offline over records from a JSON-lines file, printing one result line
-    /// per record.
+    /// per record. A bad input line or a refused plugin is reported on stderr and the run
+    /// goes on; the exit status is then non-zero.
     Run(RunArgs),
 }
 

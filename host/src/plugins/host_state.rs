@@ -615,6 +615,14 @@ mod tests {
     }
 
     #[test]
+    fn log_limiter_allows_a_burst_then_refuses() {
+        let limiter = LogLimiter::default();
+        let allowed = (0..100).filter(|_| limiter.allow()).count();
+        // The burst, plus at most a token or two refilled while the loop ran.
+        assert!((50..=52).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
     fn limiter_refuses_growth_past_limit_and_remembers() -> wasmtime::Result<()> {
         let mut limiter = MemoryLimiter::new(Some(1 << 20));
         assert!(limiter.memory_growing(0, 1 << 19, None)?);

@@ -27,7 +27,7 @@ pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
 pub use engine::{
     content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK,
 };
-pub use instance::{CallFailure, CallOutcome, InitFailure};
+pub use instance::{CallFailure, CallOutcome, InitFailure, PluginInstance};
 pub use metrics::{PluginCounters, PluginMetrics};
 pub use plugin::{summarize, ComponentSummary, LoadError, LoadedPlugin, PluginInfo, PluginState};
 pub use sidecar::{DirGrant, FailurePolicy, Grants, Sidecar, SidecarError};
