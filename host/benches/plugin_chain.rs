@@ -514,9 +514,9 @@ fn benches(c: &mut Criterion) {
 criterion_group! {
     name = plugin_chain;
     config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
     targets = benches
 }
 criterion_main!(plugin_chain);

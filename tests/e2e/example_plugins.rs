@@ -417,3 +417,39 @@ fn sdk_glue_refuses_bad_config_at_load_naming_the_field() -> Result<()> {
     assert!(err.contains("config `K8sPodRegex`: invalid regex"), "{err}");
     Ok(())
 }
+
+#[test]
+fn guide_plugin_hello_team_does_what_the_guide_says() -> Result<()> {
+    let engine = engine()?;
+    let dir = repo_root().join("plugins/hello-team");
+    let sidecar = std::fs::read_to_string(dir.join("hello-team.toml"))?;
+    let chain = PluginChain::new(vec![load(&engine, "hello_team", Some(&sidecar))?]);
+    let mut runner = ChainRunner::new();
+    let mut results = Vec::new();
+    for line in std::fs::read_to_string(dir.join("sample.jsonl"))?.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        // A line is a record or an output envelope {"event","time","node","record"}.
+        let (event, rec) = match value.get("record") {
+            Some(rec) => {
+                let event = match value.get("event").and_then(|e| e.as_str()) {
+                    Some("updated") => Lifecycle::Updated,
+                    Some("removed") => Lifecycle::Removed,
+                    _ => Lifecycle::Added,
+                };
+                (event, rec.clone())
+            }
+            None => (Lifecycle::Added, value),
+        };
+        let out = runner.run(&chain, event, record(rec)?);
+        results.push((verdict(&out), out.record().tags.get("team").cloned()));
+    }
+    assert_eq!(
+        results,
+        [
+            ("pass".to_string(), Some("storefront".to_string())),
+            ("pass".to_string(), Some("unowned".to_string())),
+            ("drop".to_string(), None),
+        ]
+    );
+    Ok(())
+}
