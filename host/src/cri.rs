@@ -325,6 +325,26 @@ macro_rules! impl_from_generated {
 impl_from_generated!(v1);
 impl_from_generated!(v1alpha2);
 
+/// Runs the same call on whichever CRI version was negotiated: `runtime.v1` and
+/// `runtime.v1alpha2` have the same messages in different modules, so the body is written
+/// once with `$client` (a clone of the client) and `$cri` (the version's module).
+macro_rules! on_api {
+    ($api:expr, |$client:ident, $cri:ident| $body:block) => {
+        match &$api {
+            Api::V1(client) => {
+                let mut $client = client.clone();
+                use k8s_cri::v1 as $cri;
+                $body
+            }
+            Api::V1Alpha2(client) => {
+                let mut $client = client.clone();
+                use k8s_cri::v1alpha2 as $cri;
+                $body
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone)]
 enum Api {
     V1(k8s_cri::v1::runtime_service_client::RuntimeServiceClient<Channel>),
@@ -570,31 +590,17 @@ impl CriClient {
     /// # Errors
     /// [`CriError::Rpc`] or [`CriError::Timeout`].
     pub async fn list_containers(&self) -> Result<Vec<ContainerSummary>, CriError> {
-        const CALL: &str = "ListContainers";
-        match &self.api {
-            Api::V1(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    None,
-                    LIST_TIMEOUT,
-                    c.list_containers(k8s_cri::v1::ListContainersRequest { filter: None }),
-                )
-                .await?;
-                Ok(r.containers.into_iter().map(Into::into).collect())
-            }
-            Api::V1Alpha2(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    None,
-                    LIST_TIMEOUT,
-                    c.list_containers(k8s_cri::v1alpha2::ListContainersRequest { filter: None }),
-                )
-                .await?;
-                Ok(r.containers.into_iter().map(Into::into).collect())
-            }
-        }
+        on_api!(self.api, |c, cri| {
+            let request = cri::ListContainersRequest { filter: None };
+            let r = timed(
+                "ListContainers",
+                None,
+                LIST_TIMEOUT,
+                c.list_containers(request),
+            )
+            .await?;
+            Ok(r.containers.into_iter().map(Into::into).collect())
+        })
     }
 
     /// `ListPodSandbox` without a filter.
@@ -602,31 +608,17 @@ impl CriClient {
     /// # Errors
     /// [`CriError::Rpc`] or [`CriError::Timeout`].
     pub async fn list_sandboxes(&self) -> Result<Vec<SandboxSummary>, CriError> {
-        const CALL: &str = "ListPodSandbox";
-        match &self.api {
-            Api::V1(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    None,
-                    LIST_TIMEOUT,
-                    c.list_pod_sandbox(k8s_cri::v1::ListPodSandboxRequest { filter: None }),
-                )
-                .await?;
-                Ok(r.items.into_iter().map(Into::into).collect())
-            }
-            Api::V1Alpha2(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    None,
-                    LIST_TIMEOUT,
-                    c.list_pod_sandbox(k8s_cri::v1alpha2::ListPodSandboxRequest { filter: None }),
-                )
-                .await?;
-                Ok(r.items.into_iter().map(Into::into).collect())
-            }
-        }
+        on_api!(self.api, |c, cri| {
+            let request = cri::ListPodSandboxRequest { filter: None };
+            let r = timed(
+                "ListPodSandbox",
+                None,
+                LIST_TIMEOUT,
+                c.list_pod_sandbox(request),
+            )
+            .await?;
+            Ok(r.items.into_iter().map(Into::into).collect())
+        })
     }
 
     /// `ContainerStatus(verbose = true)`.
@@ -640,38 +632,15 @@ impl CriClient {
             id: Some(id.to_owned()),
             status: Box::new(tonic::Status::not_found("runtime returned no status")),
         };
-        match &self.api {
-            Api::V1(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    Some(id),
-                    CALL_TIMEOUT,
-                    c.container_status(k8s_cri::v1::ContainerStatusRequest {
-                        container_id: id.to_owned(),
-                        verbose: true,
-                    }),
-                )
-                .await?;
-                let status = r.status.ok_or_else(missing)?;
-                Ok((status, r.info).into())
-            }
-            Api::V1Alpha2(c) => {
-                let mut c = c.clone();
-                let r = timed(
-                    CALL,
-                    Some(id),
-                    CALL_TIMEOUT,
-                    c.container_status(k8s_cri::v1alpha2::ContainerStatusRequest {
-                        container_id: id.to_owned(),
-                        verbose: true,
-                    }),
-                )
-                .await?;
-                let status = r.status.ok_or_else(missing)?;
-                Ok((status, r.info).into())
-            }
-        }
+        on_api!(self.api, |c, cri| {
+            let request = cri::ContainerStatusRequest {
+                container_id: id.to_owned(),
+                verbose: true,
+            };
+            let r = timed(CALL, Some(id), CALL_TIMEOUT, c.container_status(request)).await?;
+            let status = r.status.ok_or_else(missing)?;
+            Ok((status, r.info).into())
+        })
     }
 }
 
