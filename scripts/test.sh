@@ -8,7 +8,8 @@
 # 2. checks formatting and clippy (warnings are errors);
 # 3. validates deploy/daemonset.yaml; builds the binaries (the e2e tests run target/debug/gannet) and the example plugins;
 # 4. starts one containerd for the whole suite (tests/harness/containerd.sh up), runs
-#    `cargo test --workspace` against it (GANNET_E2E_LAB), compiles the benches;
+#    `cargo test --workspace` against it (GANNET_E2E_LAB), runs the README's main job
+#    (scripts/demo.sh --duration 20) as a smoke test, compiles the benches;
 # 5. always tears the containerd down, whatever failed.
 #
 # Env: CARGO_TARGET_DIR is honoured. With CI=true, an e2e test that cannot reach
@@ -75,6 +76,28 @@ bash "$HARNESS" up "$LAB" >/dev/null
 
 step "cargo test --workspace"
 GANNET_E2E_LAB="$LAB" cargo test --workspace --locked --no-fail-fast
+
+step "README main job: scripts/demo.sh --duration 20 (smoke test)"
+DEMO_LOG="$(mktemp /tmp/gannet-demo-smoke.XXXXXX.log)"
+if ! scripts/demo.sh --duration 20 >"$DEMO_LOG" 2>&1; then
+  tail -40 "$DEMO_LOG" >&2
+  die "scripts/demo.sh failed; its output is above (all of it: $DEMO_LOG)"
+fi
+# Enriched records flowed: routed to their outputs, tagged by team-labels, secrets masked
+# by redact-env, the churned container added and removed, kube-system dropped by lc-filter.
+demo_expect() {
+  grep -Eq "$1" "$DEMO_LOG" || { tail -40 "$DEMO_LOG" >&2; die "demo smoke test: no line matching /$1/ ($2; output: $DEMO_LOG)"; }
+}
+demo_expect '^\[storefront\] +added +shop/web-[0-9a-f]+/server .*tags=team=storefront' "a shop record routed to storefront and tagged"
+demo_expect '^\[jobs\] +added +batch/report-[0-9a-f]+/worker .*tags=team=data' "a batch record routed to jobs and tagged"
+demo_expect 'DB_PASSWORD=\*\*\*\*\*\*' "redact-env masked DB_PASSWORD"
+demo_expect '^\[storefront\] +added +shop/checkout-' "the churned container was added"
+demo_expect '^\[storefront\] +removed +shop/checkout-' "the churned container was removed"
+demo_expect '^\$ gannet list' "gannet list printed"
+if grep -Eq '^\[[a-z]+\] .*kube-system/' "$DEMO_LOG" || grep -q 's3cret-demo' "$DEMO_LOG"; then
+  die "demo smoke test: a kube-system record or a secret value reached an output ($DEMO_LOG)"
+fi
+rm -f "$DEMO_LOG"
 
 if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo.toml; then
   step "cargo bench --no-run"

@@ -40,7 +40,10 @@ fn guide_blocks_are_the_real_files() -> std::io::Result<()> {
     assert_eq!(rust[0], repo_file("plugins/hello-team/src/lib.rs")?);
     let toml = blocks(&guide, "toml");
     let sidecar = repo_file("plugins/hello-team/hello-team.toml")?;
-    assert!(toml.contains(&sidecar), "the guide shows hello-team.toml verbatim");
+    assert!(
+        toml.contains(&sidecar),
+        "the guide shows hello-team.toml verbatim"
+    );
     let json = blocks(&guide, "json");
     assert_eq!(json, vec![repo_file("plugins/hello-team/sample.jsonl")?]);
     Ok(())

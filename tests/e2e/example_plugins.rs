@@ -24,7 +24,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Builds the plugins workspace once per test run; returns the directory of the `.wasm`s.
-fn example_plugins_dir() -> Result<PathBuf> {
+pub(crate) fn example_plugins_dir() -> Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {

@@ -1,10 +1,12 @@
-//! `gannet run` against a real containerd (issue 4 item 7, without plugins yet): pods in
-//! two namespaces reach an HTTP receiver run by the test and the data API; env values are
-//! redacted; event ids are unique; a 429 with Retry-After is retried; the receiver going
-//! down and coming back loses nothing; SIGTERM flushes and exits 0.
+//! `gannet run` against a real containerd (issue 4 item 7): pods in two namespaces reach an
+//! HTTP receiver run by the test and the data API; env values are redacted; event ids are
+//! unique; a 429 with Retry-After is retried; the receiver going down and coming back
+//! loses nothing; SIGTERM flushes and exits 0.
 //!
-//! Not yet here (the example plugins are not merged): routing by namespace, a dropped
-//! namespace, `team-labels` tags, `redact-env` masking, the gRPC watch against the runtime.
+//! With the example plugins of `plugins/` (built from source): routing by namespace to a
+//! file output and the HTTP receiver, a namespace `lc-filter` drops never arrives,
+//! `team-labels` tags, `redact-env` masks when `record.env_values = "include"`, and
+//! `/v1/containers`, `/v1/watch` and the gRPC watch agree with the runtime.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -328,6 +330,453 @@ health_listen = "127.0.0.1:{health}"
         let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
         let unique: BTreeSet<&str> = ids.iter().copied().collect();
         ensure!(unique.len() == ids.len(), "event ids are unique");
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    server.abort();
+    if let Err(e) = result {
+        bail!(
+            "{e:#}\n--- gannet log ---\n{}\n--- containerd ---\n{}",
+            agent.log(),
+            lab.log_tail(30)
+        );
+    }
+    Ok(())
+}
+
+/// The lines of a JSON-lines file output (missing file: none yet).
+fn file_events(path: &Path) -> Result<Vec<Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Ok(serde_json::from_str(l)?))
+        .collect()
+}
+
+/// Appends every JSON object streamed by `GET /v1/watch` on `socket` to `into`.
+fn watch_http(socket: PathBuf, into: Arc<Mutex<Vec<Value>>>) -> JoinHandle<Result<()>> {
+    tokio::spawn(async move {
+        let mut s = tokio::net::UnixStream::connect(&socket).await?;
+        s.write_all(b"GET /v1/watch HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await?;
+        let mut lines = BufReader::new(s).lines();
+        while let Some(line) = lines.next_line().await? {
+            // Headers and any chunk-size lines are not JSON objects: skip them.
+            if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(line.trim()) {
+                into.lock().map(|mut e| e.push(v)).ok();
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A gRPC client of `gannet.v1.Agent` on a unix socket.
+async fn grpc_client(
+    socket: &Path,
+) -> Result<gannet::api::grpc::pb::agent_client::AgentClient<tonic::transport::Channel>> {
+    let path = socket.to_path_buf();
+    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")?
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await?;
+    Ok(gannet::api::grpc::pb::agent_client::AgentClient::new(
+        channel,
+    ))
+}
+
+/// Appends every gRPC watch event as `{"id", "event", "container_id", "state", "namespace"}`.
+async fn watch_grpc(socket: &Path, into: Arc<Mutex<Vec<Value>>>) -> Result<JoinHandle<Result<()>>> {
+    let mut client = grpc_client(socket).await?;
+    let mut stream = client
+        .watch(gannet::api::grpc::pb::WatchRequest {})
+        .await?
+        .into_inner();
+    Ok(tokio::spawn(async move {
+        while let Some(ev) = stream.message().await? {
+            let c = ev.container.unwrap_or_default();
+            let v = serde_json::json!({
+                "id": ev.id, "event": ev.event, "container_id": c.id,
+                "state": c.state, "namespace": c.namespace,
+            });
+            into.lock().map(|mut e| e.push(v)).ok();
+        }
+        Ok(())
+    }))
+}
+
+fn snapshot(events: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+    events.lock().map(|e| e.clone()).unwrap_or_default()
+}
+
+/// Writes the four example plugins with the given sidecar texts into `dir`.
+fn deploy_example_plugins(dir: &Path, sidecars: [(&str, &str, String); 4]) -> Result<()> {
+    let built = crate::example_plugins::example_plugins_dir()?;
+    std::fs::create_dir_all(dir)?;
+    for (crate_name, name, sidecar) in sidecars {
+        std::fs::write(dir.join(format!("{name}.toml")), sidecar)?;
+        std::fs::copy(
+            built.join(format!("{crate_name}.wasm")),
+            dir.join(format!("{name}.wasm")),
+        )?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_example_plugins_routes_tags_masks_and_agrees_with_the_runtime() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let suffix = random_hex(3)?;
+    let (ns_a, ns_b, ns_c) = (
+        format!("e2e-pa-{suffix}"),
+        format!("e2e-pb-{suffix}"),
+        format!("e2e-pc-{suffix}"),
+    );
+
+    // lc-filter keeps a and b (and drops c and every other test's pods); team-labels tags
+    // the `team` label; redact-env masks; route-by-namespace: a -> audit (file),
+    // b -> collector (HTTP).
+    deploy_example_plugins(
+        &d.join("plugins"),
+        [
+            (
+                "lc_filter",
+                "10-lc-filter",
+                format!(
+                    "failure_policy = \"drop\"\n[config]\nK8sNamespaceRegex = \"^({ns_a}|{ns_b})$\"\n"
+                ),
+            ),
+            (
+                "team_labels",
+                "20-team-labels",
+                "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
+                    .to_string(),
+            ),
+            (
+                "redact_env",
+                "30-redact-env",
+                "failure_policy = \"drop\"\n[config]\naction = \"mask\"\n".to_string(),
+            ),
+            (
+                "route_by_namespace",
+                "40-route-by-namespace",
+                format!(
+                    "[config.routes]\n\"{ns_a}\" = [\"audit\"]\n\"{ns_b}\" = [\"collector\"]\n"
+                ),
+            ),
+        ],
+    )?;
+
+    let receiver = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let rx_addr = listener.local_addr()?;
+    let server = receiver.serve(listener);
+    let health = free_port()?;
+    let config = d.join("gannet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[runtime]
+shutdown_grace_period_secs = 10
+[plugins]
+dir = "{d}/plugins"
+[record]
+env_values = "include"
+[outputs.default]
+type = "file"
+path = "{d}/default.jsonl"
+[outputs.audit]
+type = "file"
+path = "{d}/audit.jsonl"
+[outputs.collector]
+type = "http"
+url = "http://{rx_addr}/events"
+batch_size = 20
+linger_ms = 200
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+"#,
+            d = d.display()
+        ),
+    )?;
+    let stderr = d.join("gannet.log");
+    let mut agent = Agent {
+        child: Command::new(Gannet::bin()?)
+            .args(["run", "--node-name", "e2e-node", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(lab.socket())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?,
+        stderr,
+    };
+    let (audit, default) = (d.join("audit.jsonl"), d.join("default.jsonl"));
+    let api = d.join("api.sock");
+    let result = async {
+        wait_until(Duration::from_secs(120), "/readyz", || async {
+            Ok((status(health, "/readyz") == Some(200)).then_some(()))
+        })
+        .await?;
+
+        let pod_a = cri
+            .create_pod(
+                &PodSpec::new("plug-a")
+                    .namespace(&ns_a)
+                    .label("team", "alpha"),
+            )
+            .await?;
+        let pod_b = cri
+            .create_pod(&PodSpec::new("plug-b").namespace(&ns_b))
+            .await?;
+        let pod_c = cri
+            .create_pod(
+                &PodSpec::new("plug-c")
+                    .namespace(&ns_c)
+                    .label("team", "gamma"),
+            )
+            .await?;
+        let c_a = cri
+            .run_container(
+                &pod_a,
+                &ContainerSpec::sleeper("app")
+                    .env("SECRET_TOKEN", "hunter2")
+                    .env("APP_PORT", "8080"),
+            )
+            .await?;
+        let c_b = cri
+            .run_container(&pod_b, &ContainerSpec::sleeper("app"))
+            .await?;
+        let c_c = cri
+            .run_container(&pod_c, &ContainerSpec::sleeper("app"))
+            .await?;
+
+        wait_until(TIMEOUT, "a's added in the audit file", || async {
+            Ok(container_events(&file_events(&audit)?, &c_a.id)
+                .iter()
+                .any(|e| e["event"] == "added" && e["record"]["state"] == "running")
+                .then_some(()))
+        })
+        .await?;
+        wait_until(TIMEOUT, "b's added at the receiver", || async {
+            Ok(container_events(&receiver.events(), &c_b.id)
+                .iter()
+                .any(|e| e["event"] == "added" && e["record"]["state"] == "running")
+                .then_some(()))
+        })
+        .await?;
+
+        // The API's table agrees with the runtime: a and b running, c (dropped) absent.
+        for (c, ns) in [(&c_a, &ns_a), (&c_b, &ns_b), (&c_c, &ns_c)] {
+            let listed: Vec<Value> = serde_json::from_str(
+                &get_unix(&api, &format!("/v1/containers?namespace={ns}")).await?,
+            )?;
+            let ids: Vec<&str> = listed.iter().filter_map(|r| r["id"].as_str()).collect();
+            let runtime: Vec<String> = cri
+                .list_containers(None)
+                .await?
+                .into_iter()
+                .filter(|x| x.pod_sandbox_id == c.pod_id)
+                .map(|x| x.id)
+                .collect();
+            ensure!(runtime == [c.id.clone()], "runtime lists {runtime:?}");
+            if c.id == c_c.id {
+                ensure!(
+                    ids.is_empty(),
+                    "the dropped namespace is in the API: {ids:?}"
+                );
+            } else {
+                ensure!(ids == [c.id.as_str()], "API lists {ids:?} for {ns}");
+                ensure!(listed[0]["state"] == "running", "{}", listed[0]);
+            }
+        }
+
+        // Both watches start with the current state as `added`, then go live.
+        let http_watch = Arc::new(Mutex::new(Vec::new()));
+        let grpc_watch = Arc::new(Mutex::new(Vec::new()));
+        let http_task = watch_http(api.clone(), http_watch.clone());
+        let grpc_task = watch_grpc(&d.join("grpc.sock"), grpc_watch.clone()).await?;
+        for c in [&c_a, &c_b] {
+            wait_until(TIMEOUT, "the watches' initial added", || async {
+                let h = snapshot(&http_watch)
+                    .iter()
+                    .any(|e| e["record"]["id"] == c.id.as_str() && e["event"] == "added");
+                let g = snapshot(&grpc_watch)
+                    .iter()
+                    .any(|e| e["container_id"] == c.id.as_str() && e["event"] == "added");
+                Ok((h && g).then_some(()))
+            })
+            .await?;
+        }
+
+        // Kill a: the exit reaches the file output and both watches.
+        cri.stop(&c_a, 0).await?;
+        wait_until(TIMEOUT, "a's exit in the file and both watches", || async {
+            let f = container_events(&file_events(&audit)?, &c_a.id)
+                .iter()
+                .any(|e| e["record"]["state"] == "exited");
+            let h = snapshot(&http_watch)
+                .iter()
+                .any(|e| e["record"]["id"] == c_a.id.as_str() && e["record"]["state"] == "exited");
+            let g = snapshot(&grpc_watch)
+                .iter()
+                .any(|e| e["container_id"] == c_a.id.as_str() && e["state"] == "exited");
+            Ok((f && h && g).then_some(()))
+        })
+        .await?;
+        // The API agrees: a is exited in the table, or (gone from the runtime's running
+        // set) in the removed tail.
+        let one = get_unix(&api, &format!("/v1/containers/{}", c_a.id)).await?;
+        let removed = get_unix(&api, "/v1/containers?state=removed").await?;
+        ensure!(
+            one.contains("\"state\":\"exited\"") || removed.contains(&c_a.id),
+            "API after the kill: {one} / removed: {removed}"
+        );
+        let status = cri.status(&c_a).await?;
+        ensure!(
+            status.state() == k8s_cri::v1::ContainerState::ContainerExited,
+            "runtime state after the kill: {:?}",
+            status.state()
+        );
+
+        // Remove b's pod: `removed` reaches the receiver and both watches.
+        cri.remove_pod(&pod_b).await?;
+        wait_until(
+            TIMEOUT,
+            "b's removal at the receiver and both watches",
+            || async {
+                let r = container_events(&receiver.events(), &c_b.id)
+                    .iter()
+                    .any(|e| e["event"] == "removed");
+                let h = snapshot(&http_watch)
+                    .iter()
+                    .any(|e| e["record"]["id"] == c_b.id.as_str() && e["event"] == "removed");
+                let g = snapshot(&grpc_watch)
+                    .iter()
+                    .any(|e| e["container_id"] == c_b.id.as_str() && e["event"] == "removed");
+                Ok((r && h && g).then_some(()))
+            },
+        )
+        .await?;
+        let removed = get_unix(&api, "/v1/containers?state=removed").await?;
+        ensure!(removed.contains(&c_b.id), "removed tail: {removed}");
+        let live = get_unix(&api, &format!("/v1/containers?namespace={ns_b}")).await?;
+        ensure!(!live.contains(&c_b.id), "b still live in the API: {live}");
+
+        agent.signal("TERM")?;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let exit = loop {
+            if let Some(s) = agent.child.try_wait()? {
+                break s;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "no exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ensure!(exit.success(), "exit status after SIGTERM: {exit:?}");
+        http_task.abort();
+        grpc_task.abort();
+
+        let audit_events = file_events(&audit)?;
+        let default_events = file_events(&default)?;
+        let http_events = receiver.events();
+        let mine = |e: &&Value| {
+            [&ns_a, &ns_b, &ns_c]
+                .iter()
+                .any(|ns| e["record"]["k8s"]["namespace"] == ns.as_str())
+        };
+        // Routing by namespace: a only in the audit file, b only at the receiver.
+        let audit_ns: BTreeSet<&str> = audit_events
+            .iter()
+            .filter(mine)
+            .filter_map(|e| e["record"]["k8s"]["namespace"].as_str())
+            .collect();
+        ensure!(
+            audit_ns == BTreeSet::from([ns_a.as_str()]),
+            "audit holds {audit_ns:?}"
+        );
+        let http_ns: BTreeSet<&str> = http_events
+            .iter()
+            .filter(mine)
+            .filter_map(|e| e["record"]["k8s"]["namespace"].as_str())
+            .collect();
+        ensure!(
+            http_ns == BTreeSet::from([ns_b.as_str()]),
+            "receiver holds {http_ns:?}"
+        );
+        ensure!(
+            !default_events.iter().any(|e| mine(&e)),
+            "a routed record reached the default output"
+        );
+        // The dropped namespace never arrives, in any output or either watch.
+        let everything = serde_json::to_string(&(
+            &audit_events,
+            &default_events,
+            &http_events,
+            snapshot(&http_watch),
+            snapshot(&grpc_watch),
+        ))?;
+        ensure!(!everything.contains(&ns_c), "the dropped namespace arrived");
+        ensure!(
+            !everything.contains(&c_c.id),
+            "the dropped container arrived"
+        );
+        // team-labels: the label, or the default for a pod without one.
+        let a = container_events(&audit_events, &c_a.id);
+        let b = container_events(&http_events, &c_b.id);
+        ensure!(!a.is_empty() && !b.is_empty(), "a and b arrived");
+        ensure!(
+            a.iter().all(|e| e["record"]["tags"]["team"] == "alpha"),
+            "a's tags: {}",
+            a[0]["record"]["tags"]
+        );
+        ensure!(
+            b.iter().all(|e| e["record"]["tags"]["team"] == "unowned"),
+            "b's tags: {}",
+            b[0]["record"]["tags"]
+        );
+        // Env values included, secret ones masked by redact-env.
+        ensure!(
+            a.iter()
+                .all(|e| e["record"]["env"]["SECRET_TOKEN"] == "******"
+                    && e["record"]["env"]["APP_PORT"] == "8080"),
+            "a's env: {}",
+            a[0]["record"]["env"]
+        );
+        ensure!(!everything.contains("hunter2"), "a secret env value leaked");
+        // Unique event ids across both outputs.
+        let ids: Vec<&str> = audit_events
+            .iter()
+            .chain(&http_events)
+            .chain(&default_events)
+            .filter_map(|e| e["id"].as_str())
+            .collect();
+        let unique: BTreeSet<&str> = ids.iter().copied().collect();
+        ensure!(unique.len() == ids.len(), "event ids are unique");
+        ensure!(
+            audit_events
+                .iter()
+                .chain(&http_events)
+                .all(|e| e["node"] == "e2e-node"),
+            "node name"
+        );
         Ok::<(), anyhow::Error>(())
     }
     .await;
