@@ -22,6 +22,7 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry as TracingRegistry};
 
 use crate::api::{ApiContext, ApiListeners, ContainerView, Health};
 use crate::config::{check_reloadable, resolve_node_name, Config, LogFormat, Overrides};
+use crate::discovery::SyncMode;
 use crate::outputs::{EventIds, OutputMetrics, Outputs};
 use crate::pipeline::{self, Chain, Outcome, PassThrough, Sink};
 use crate::plugins::{
@@ -50,6 +51,10 @@ pub struct RunArgs {
     /// Where the node's root filesystem is mounted (`runtime.host_root`).
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
+    /// How discovery learns about changes: events (containerd's event stream plus the
+    /// periodic list) or poll (the periodic list only) (`runtime.sync_mode`).
+    #[arg(long, value_name = "MODE")]
+    pub sync_mode: Option<SyncMode>,
     /// Plugin directory (`plugins.dir`).
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
@@ -78,6 +83,7 @@ impl RunArgs {
         Overrides {
             socket: self.socket.clone(),
             host_root: self.host_root.clone(),
+            sync_mode: self.sync_mode,
             plugin_dir: self.plugin_dir.clone(),
             api_socket: self.api_socket.clone(),
             api_listen: self.api_listen,
@@ -346,6 +352,7 @@ async fn discovery(
         socket_flag,
         host_root: config.runtime.host_root.clone(),
         resync_period_secs: config.runtime.resync_period(),
+        sync_mode: config.runtime.sync_mode,
         removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
         ..crate::discovery::Config::default()
     };

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::discovery::SyncMode;
+
 mod error;
 mod node;
 
@@ -70,6 +72,9 @@ pub struct RuntimeConfig {
     pub resync_period_secs: u64,
     /// Seconds SIGTERM may spend draining in-flight records and flushing outputs.
     pub shutdown_grace_period_secs: u64,
+    /// How discovery learns about changes: `events` (containerd's event stream plus the
+    /// periodic list) or `poll` (the periodic list only, the reference behaviour).
+    pub sync_mode: SyncMode,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +84,7 @@ impl Default for RuntimeConfig {
             host_root: PathBuf::from("/"),
             resync_period_secs: 300,
             shutdown_grace_period_secs: 10,
+            sync_mode: SyncMode::Events,
         }
     }
 }
@@ -364,6 +370,8 @@ pub struct Overrides {
     pub socket: Option<PathBuf>,
     /// `--host-root`: `runtime.host_root`.
     pub host_root: Option<PathBuf>,
+    /// `--sync-mode`: `runtime.sync_mode`.
+    pub sync_mode: Option<SyncMode>,
     /// `--plugin-dir`: `plugins.dir`.
     pub plugin_dir: Option<PathBuf>,
     /// `--api-socket`: `api.socket`.
@@ -406,6 +414,9 @@ impl Config {
         }
         if let Some(v) = &o.host_root {
             self.runtime.host_root = v.clone();
+        }
+        if let Some(v) = o.sync_mode {
+            self.runtime.sync_mode = v;
         }
         if let Some(v) = &o.plugin_dir {
             self.plugins.dir = Some(v.clone());
@@ -651,7 +662,7 @@ fn check_writable(field: &str, path: &Path) -> Result<(), ConfigError> {
 /// # Errors
 /// [`ConfigError::RestartRequired`] naming the first field that differs.
 pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
-    let fixed: [(&str, bool); 8] = [
+    let fixed: [(&str, bool); 10] = [
         ("plugins.dir", old.plugins.dir != new.plugins.dir),
         (
             "plugins.cache_dir",
@@ -661,6 +672,14 @@ pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
         (
             "runtime.host_root",
             old.runtime.host_root != new.runtime.host_root,
+        ),
+        (
+            "runtime.sync_mode",
+            old.runtime.sync_mode != new.runtime.sync_mode,
+        ),
+        (
+            "runtime.resync_period_secs",
+            old.runtime.resync_period_secs != new.runtime.resync_period_secs,
         ),
         ("api.socket", old.api.socket != new.api.socket),
         ("api.listen", old.api.listen != new.api.listen),

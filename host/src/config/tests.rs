@@ -201,6 +201,23 @@ fn file_beats_default_when_no_flag() -> TestResult {
 }
 
 #[test]
+fn sync_mode_parses_from_the_file_and_a_bad_one_names_the_choices() -> TestResult {
+    let origin = Path::new("gannet.toml");
+    let poll = Config::from_toml("[runtime]\nsync_mode = \"poll\"\n", origin)?;
+    assert_eq!(poll.runtime.sync_mode, SyncMode::Poll);
+    assert_eq!(Config::default().runtime.sync_mode, SyncMode::Events);
+    let e = Config::from_toml("[runtime]\nsync_mode = \"push\"\n", origin)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("line 2") && e.contains("`events` or `poll`"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
 fn each_flag_beats_the_file() -> TestResult {
     type Check = fn(&Config) -> bool;
     let cases: Vec<(Overrides, Check)> = vec![
@@ -221,6 +238,16 @@ fn each_flag_beats_the_file() -> TestResult {
             },
             |c| {
                 c.runtime.host_root == Path::new("/flag-root")
+                    && c.runtime.socket == Path::new("/file/containerd.sock")
+            },
+        ),
+        (
+            Overrides {
+                sync_mode: Some(SyncMode::Poll),
+                ..Default::default()
+            },
+            |c| {
+                c.runtime.sync_mode == SyncMode::Poll
                     && c.runtime.socket == Path::new("/file/containerd.sock")
             },
         ),
