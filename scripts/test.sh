@@ -75,7 +75,8 @@ step "start containerd ($LAB)"
 bash "$HARNESS" up "$LAB" >/dev/null
 
 step "cargo test --workspace"
-GANNET_E2E_LAB="$LAB" cargo test --workspace --locked --no-fail-fast
+TEST_LOG="$(mktemp /tmp/gannet-cargo-test.XXXXXX.log)"
+GANNET_E2E_LAB="$LAB" cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TEST_LOG"
 
 step "README main job: scripts/demo.sh --duration 20 (smoke test)"
 DEMO_LOG="$(mktemp /tmp/gannet-demo-smoke.XXXXXX.log)"
@@ -103,3 +104,7 @@ if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo
   step "cargo bench --no-run"
   cargo bench --workspace --no-run --locked
 fi
+
+# One closing line over every test binary and doctest run above.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$TEST_LOG"
+rm -f "$TEST_LOG"

@@ -367,7 +367,15 @@ async fn timed<T>(
     timeout: Duration,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, CriError> {
-    match tokio::time::timeout(timeout, fut).await {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(timeout, fut).await;
+    let error = match &result {
+        Err(_) => Some("timeout"),
+        Ok(Err(_)) => Some("rpc"),
+        Ok(Ok(_)) => None,
+    };
+    crate::runtime_metrics::rpc_finished(call, started.elapsed(), error);
+    match result {
         Err(_) => Err(CriError::Timeout { call, timeout }),
         Ok(Err(status)) => Err(CriError::Rpc {
             call,

@@ -1267,7 +1267,15 @@ impl Runner {
     }
 
     async fn send(&self, events: Vec<ContainerEvent>, cancel: &CancellationToken) -> Flow {
+        if !events.is_empty() {
+            if let Ok(table) = self.table.read() {
+                crate::runtime_metrics::containers_by_state(
+                    table.records().iter().map(|r| r.state),
+                );
+            }
+        }
         for event in events {
+            crate::runtime_metrics::lifecycle_event(event.lifecycle);
             debug!(
                 message = "Container lifecycle event.",
                 lifecycle = %event.lifecycle,

@@ -14,6 +14,7 @@ pub mod cri;
 pub mod discovery;
 pub mod liveness;
 pub mod runtime_events;
+pub mod runtime_metrics;
 pub mod table;
 
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};

@@ -456,10 +456,12 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
                 }
                 Ok(None) => {
                     warn!(message = "containerd closed the event stream; re-subscribing.");
+                    crate::runtime_metrics::event_stream_reconnected();
                     break;
                 }
                 Err(status) => {
                     warn!(message = "containerd event stream broke; re-subscribing.", error = %status);
+                    crate::runtime_metrics::event_stream_reconnected();
                     break;
                 }
             }

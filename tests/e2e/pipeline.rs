@@ -122,6 +122,19 @@ fn status(port: u16, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The body of a plain HTTP GET on 127.0.0.1.
+fn get_tcp(port: u16, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
 struct Agent {
     child: Child,
     stderr: PathBuf,
@@ -580,6 +593,22 @@ health_listen = "127.0.0.1:{health}"
                 .then_some(()))
         })
         .await?;
+
+        // The health listener's metrics cover discovery, the runtime and the plugins.
+        let metrics = get_tcp(health, "/metrics")?;
+        for expected in [
+            "gannet_discovery_containers{state=\"running\"}",
+            "gannet_discovery_lifecycle_events_total{event=\"added\"}",
+            "gannet_runtime_rpc_duration_seconds_count{call=\"ListContainers\"}",
+            "gannet_runtime_event_stream_reconnects_total",
+            "gannet_plugin_calls_total{plugin=",
+            "gannet_output_sent_events_total{output=",
+        ] {
+            ensure!(
+                metrics.contains(expected),
+                "/metrics lacks {expected}:\n{metrics}"
+            );
+        }
 
         // The API's table agrees with the runtime: a and b running, c (dropped) absent.
         for (c, ns) in [(&c_a, &ns_a), (&c_b, &ns_b), (&c_c, &ns_c)] {

@@ -214,6 +214,7 @@ async fn agent(
     log_handle: FilterHandle,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::default();
+    crate::runtime_metrics::RuntimeMetrics::install(&mut registry);
     let metrics = Arc::new(OutputMetrics::register(&mut registry));
     // Bind and open everything that can fail on bad input before discovery starts.
     let listeners = ApiListeners::bind(&config.api).await?;
