@@ -60,11 +60,17 @@ if [ -f plugins/Cargo.toml ]; then
 fi
 
 LAB="$(mktemp -d /tmp/gannet-e2e-suite.XXXXXX)"
+TEST_LOG=""
 teardown() {
   local rc=$?
   step "tear down the containerd lab $LAB"
   bash "$HARNESS" down "$LAB" || rc=1
   step "done (exit $rc)"
+  # The closing line: one count over every test binary and doctest that ran.
+  if [ -n "${TEST_LOG:-}" ] && [ -f "$TEST_LOG" ]; then
+    awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$TEST_LOG"
+    rm -f "$TEST_LOG"
+  fi
   exit $rc
 }
 trap teardown EXIT
@@ -104,7 +110,3 @@ if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo
   step "cargo bench --no-run"
   cargo bench --workspace --no-run --locked
 fi
-
-# One closing line over every test binary and doctest run above.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$TEST_LOG"
-rm -f "$TEST_LOG"
