@@ -196,6 +196,18 @@ impl<'a> Container<'a> {
         self.handle().annotation(key)
     }
 
+    /// Several container annotations in one call, in the order of `keys`.
+    ///
+    /// ```
+    /// # use gannet_guest::testing::MockContainer;
+    /// # let record = gannet_guest::Container::from(MockContainer::new().annotation("a", "1"));
+    /// let keys = vec!["a".to_string(), "b".to_string()];
+    /// assert_eq!(record.annotation_values(&keys), vec![Some("1".to_string()), None]);
+    /// ```
+    pub fn annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
+        self.handle().annotation_values(keys)
+    }
+
     /// All container annotations, sorted by key.
     pub fn annotations(&self) -> Vec<(String, String)> {
         pairs(self.handle().annotations())
@@ -219,6 +231,18 @@ impl<'a> Container<'a> {
     /// One env var's value.
     pub fn env(&self, name: &str) -> Option<String> {
         self.handle().env(name)
+    }
+
+    /// Several env vars' values in one call, in the order of `names`.
+    ///
+    /// ```
+    /// # use gannet_guest::testing::MockContainer;
+    /// # let record = gannet_guest::Container::from(MockContainer::new().env("HOME", "/root"));
+    /// let names = vec!["HOME".to_string(), "LANG".to_string()];
+    /// assert_eq!(record.env_values(&names), vec![Some("/root".to_string()), None]);
+    /// ```
+    pub fn env_values(&self, names: &[String]) -> Vec<Option<String>> {
+        self.handle().env_values(names)
     }
 
     /// Env vars whose names match any of these glob patterns, matched in the host
@@ -269,6 +293,31 @@ impl<'a> Container<'a> {
     /// ```
     pub fn set_tag(&mut self, key: &str, value: &str) {
         self.handle_mut().set_tag(key, value);
+    }
+
+    /// Sets several tags in one call into the host (cheaper than one
+    /// [`set_tag`](Self::set_tag) per tag). A later pair with the same key wins.
+    ///
+    /// ```
+    /// # let mut record = gannet_guest::Container::from(gannet_guest::testing::MockContainer::new());
+    /// record.set_tags([("team", "payments"), ("tier", "api")]);
+    /// assert_eq!(record.tag("tier").as_deref(), Some("api"));
+    /// ```
+    pub fn set_tags<K, V>(&mut self, tags: impl IntoIterator<Item = (K, V)>)
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let tags: Vec<crate::wit::gannet::plugin::types::KeyValue> = tags
+            .into_iter()
+            .map(|(key, value)| crate::wit::gannet::plugin::types::KeyValue {
+                key: key.into(),
+                value: value.into(),
+            })
+            .collect();
+        if !tags.is_empty() {
+            self.handle_mut().set_tags(&tags);
+        }
     }
 
     /// Removes a tag; false if it was not there.

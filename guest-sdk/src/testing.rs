@@ -386,6 +386,9 @@ impl MockHandle {
     pub(crate) fn annotation(&self, key: &str) -> Option<String> {
         self.0.annotations.get(key).cloned()
     }
+    pub(crate) fn annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
+        values(&self.0.annotations, keys)
+    }
     pub(crate) fn annotations(&self) -> Vec<wit::KeyValue> {
         key_values(&self.0.annotations)
     }
@@ -400,6 +403,9 @@ impl MockHandle {
     }
     pub(crate) fn env(&self, name: &str) -> Option<String> {
         self.0.env.get(name).cloned()
+    }
+    pub(crate) fn env_values(&self, names: &[String]) -> Vec<Option<String>> {
+        values(&self.0.env, names)
     }
     pub(crate) fn env_names(&self) -> Vec<String> {
         self.0.env.keys().cloned().collect()
@@ -489,6 +495,11 @@ impl MockHandle {
     }
     pub(crate) fn set_tag(&mut self, key: &str, value: &str) {
         self.0.tags.insert(key.into(), value.into());
+    }
+    pub(crate) fn set_tags(&mut self, tags: &[wit::KeyValue]) {
+        for kv in tags {
+            self.0.tags.insert(kv.key.clone(), kv.value.clone());
+        }
     }
     pub(crate) fn remove_tag(&mut self, key: &str) -> bool {
         self.0.tags.remove(key).is_some()

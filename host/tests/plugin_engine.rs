@@ -104,6 +104,7 @@ fn record() -> ContainerRecord {
         ..Default::default()
     };
     r.labels.insert("app".into(), "web".into());
+    r.annotations.insert("owner".into(), "team-a".into());
     r.env.insert("DB_SECRET".into(), "hunter2".into());
     r.env.insert("HOME".into(), "/root".into());
     r.k8s.namespace = "prod".into();
@@ -146,6 +147,16 @@ fn tagger_reads_and_edits_through_the_resource() -> TestResult {
     );
     assert_eq!(record.env.get("DB_SECRET").map(String::as_str), Some("***"));
     assert_eq!(record.env.get("HOME").map(String::as_str), Some("/root"));
+    assert_eq!(
+        record.tags.get("annotations").map(String::as_str),
+        Some("team-a,-")
+    );
+    assert_eq!(record.tags.get("envs").map(String::as_str), Some("/root,-"));
+    assert_eq!(
+        record.tags.get("twice").map(String::as_str),
+        Some("second"),
+        "a later pair with the same key wins"
+    );
     Ok(())
 }
 

@@ -6,8 +6,6 @@
 //! A chain is immutable; a reload builds a new one. The runner keeps one instance per
 //! plugin per thread and never creates one per record.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,17 +82,23 @@ impl ChainOutcome {
             Self::Dropped { record, .. } | Self::Passed { record, .. } => record,
         }
     }
+
+    /// The record, whatever the verdict, by value.
+    pub fn into_record(self) -> ContainerRecord {
+        match self {
+            Self::Dropped { record, .. } | Self::Passed { record, .. } => record,
+        }
+    }
 }
 
-fn plugin_key(plugin: &Arc<LoadedPlugin>) -> usize {
-    Arc::as_ptr(plugin) as usize
-}
+/// One slot per plugin of the current chain: the plugin and, once started, its instance.
+type Slot = (Arc<LoadedPlugin>, Option<PluginInstance>);
 
 /// Runs records through chains on one thread, keeping one live instance per plugin.
 #[derive(Default)]
 pub struct ChainRunner {
-    /// Keyed by the plugin's address; the `Arc` keeps that address from being reused.
-    instances: HashMap<usize, (Arc<LoadedPlugin>, PluginInstance)>,
+    /// Aligned with the plugins of the chain last run (`last_chain`).
+    slots: Vec<Slot>,
     last_chain: u64,
 }
 
@@ -104,60 +108,85 @@ impl ChainRunner {
         Self::default()
     }
 
+    /// Lines the slots up with `chain`, keeping the instances of plugins it still has and
+    /// dropping the rest.
+    fn align(&mut self, chain: &PluginChain) {
+        let mut old = std::mem::take(&mut self.slots);
+        self.slots = chain
+            .plugins
+            .iter()
+            .map(|plugin| {
+                let kept = old
+                    .iter()
+                    .position(|(p, _)| Arc::ptr_eq(p, plugin))
+                    .and_then(|i| old.swap_remove(i).1);
+                (plugin.clone(), kept)
+            })
+            .collect();
+        self.last_chain = chain.id;
+    }
+
     /// Sends `record` through `chain`.
     pub fn run(
         &mut self,
         chain: &PluginChain,
         event: Lifecycle,
-        mut record: ContainerRecord,
+        record: ContainerRecord,
     ) -> ChainOutcome {
-        if chain.id != self.last_chain {
-            // A new generation: forget instances of plugins it no longer has.
-            self.instances
-                .retain(|key, _| chain.plugins.iter().any(|p| plugin_key(p) == *key));
-            self.last_chain = chain.id;
+        if chain.plugins.is_empty() {
+            return ChainOutcome::Passed {
+                record,
+                destinations: None,
+            };
         }
+        if chain.id != self.last_chain {
+            self.align(chain);
+        }
+        // Boxed once per record, so lending it to each plugin is a pointer swap.
+        let mut record = Box::new(record);
         let mut destinations: Option<Vec<String>> = None;
-        for plugin in &chain.plugins {
+        // One clock read per plugin boundary: a call's end is the next call's start.
+        let mut started = Instant::now();
+        for (plugin, slot) in &mut self.slots {
             if plugin.is_quarantined() {
                 continue;
             }
-            let _span = tracing::debug_span!("plugin", plugin = plugin.name()).entered();
-            let key = plugin_key(plugin);
-            if let Entry::Vacant(slot) = self.instances.entry(key) {
-                match plugin.new_instance() {
+            let instance = match slot {
+                Some(instance) => instance,
+                None => match plugin.new_instance() {
                     Ok(instance) => {
-                        slot.insert((plugin.clone(), instance));
+                        // Starting an instance is not part of the call's latency.
+                        started = Instant::now();
+                        slot.insert(instance)
                     }
                     Err(failure) => {
                         plugin.context().counters.errors_init.inc();
                         let message = failure.to_string();
                         tracing::warn!(message = "Plugin instance failed to start.", plugin = plugin.name(), error = %message);
                         plugin.record_failure(&message);
+                        started = Instant::now();
                         match plugin.sidecar().failure_policy {
                             FailurePolicy::Pass => continue,
                             FailurePolicy::Drop => {
                                 plugin.context().counters.drops_failure.inc();
                                 return ChainOutcome::Dropped {
-                                    record,
+                                    record: *record,
                                     plugin: plugin.name().to_string(),
                                     intentional: false,
                                 };
                             }
                         }
                     }
-                }
-            }
-            let Some((_, instance)) = self.instances.get_mut(&key) else {
-                continue;
+                },
             };
             let counters = &plugin.context().counters;
             counters.calls.inc();
-            let started = Instant::now();
             let outcome = instance.process(event, &mut record);
+            let ended = Instant::now();
             counters
                 .call_duration
-                .observe(started.elapsed().as_secs_f64());
+                .observe(ended.duration_since(started).as_secs_f64());
+            started = ended;
             match outcome {
                 CallOutcome::Pass => plugin.record_success(),
                 CallOutcome::Route(outputs) => {
@@ -169,7 +198,7 @@ impl ChainRunner {
                     plugin.record_success();
                     counters.drops_intentional.inc();
                     return ChainOutcome::Dropped {
-                        record,
+                        record: *record,
                         plugin: plugin.name().to_string(),
                         intentional: true,
                     };
@@ -178,7 +207,7 @@ impl ChainRunner {
                     plugin.count_failure(&failure);
                     if failure.poisons_instance() {
                         // A trapped instance cannot be entered again: start afresh next time.
-                        self.instances.remove(&key);
+                        *slot = None;
                     }
                     let message = failure.to_string();
                     tracing::warn!(
@@ -189,10 +218,11 @@ impl ChainRunner {
                         error = %message,
                     );
                     plugin.record_failure(&message);
+                    started = Instant::now();
                     if plugin.sidecar().failure_policy == FailurePolicy::Drop {
                         counters.drops_failure.inc();
                         return ChainOutcome::Dropped {
-                            record,
+                            record: *record,
                             plugin: plugin.name().to_string(),
                             intentional: false,
                         };
@@ -201,7 +231,7 @@ impl ChainRunner {
             }
         }
         ChainOutcome::Passed {
-            record,
+            record: *record,
             destinations,
         }
     }

@@ -1,42 +1,179 @@
 //! Env-name glob matching done in the host (`*` matches any run of characters).
 //!
-//! Owns one function used by the `env-matching` accessors and mutators. Matching is
-//! case-sensitive and allocation-free.
+//! Owns [`GlobSet`], the compiled form of the pattern list a plugin passes to the
+//! `env-matching` accessors and mutators. Matching is case-sensitive and allocation-free;
+//! a set is compiled once and reused while the plugin keeps passing the same patterns.
 
-/// True when `name` matches `pattern`, where `*` matches any run of characters
-/// (including none) and every other character matches itself.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p = pattern.as_bytes();
-    let n = name.as_bytes();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    // Position of the last `*` seen and the name position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+/// One compiled pattern.
+#[derive(Debug)]
+enum Glob {
+    /// No `*`: the whole name.
+    Exact(String),
+    /// `LIT*`.
+    Prefix(String),
+    /// `*LIT`.
+    Suffix(String),
+    /// `*LIT*`: the commonest secret pattern (`*PASSWORD*`).
+    Contains(String),
+    /// Anything else: a prefix, pieces to find in order, a suffix.
+    General {
+        head: String,
+        pieces: Vec<String>,
+        last: String,
+    },
 }
 
-/// True when `name` matches any of `patterns`.
-pub fn any_match(patterns: &[String], name: &str) -> bool {
-    patterns.iter().any(|p| glob_match(p, name))
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        let Some((head, tail)) = pattern.split_once('*') else {
+            return Self::Exact(pattern.to_string());
+        };
+        let (middle, last) = tail.rsplit_once('*').unwrap_or(("", tail));
+        let pieces: Vec<&str> = middle.split('*').filter(|p| !p.is_empty()).collect();
+        match (head.is_empty(), pieces.as_slice(), last.is_empty()) {
+            (true, [], _) => Self::Suffix(last.to_string()),
+            (false, [], true) => Self::Prefix(head.to_string()),
+            (true, [piece], true) => Self::Contains(piece.to_string()),
+            _ => Self::General {
+                head: head.to_string(),
+                pieces: pieces.iter().map(|p| p.to_string()).collect(),
+                last: last.to_string(),
+            },
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(exact) => name == exact,
+            Self::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Self::Suffix(suffix) => name.ends_with(suffix.as_str()),
+            Self::Contains(piece) => find(name.as_bytes(), piece.as_bytes()).is_some(),
+            Self::General { head, pieces, last } => {
+                let Some(rest) = name
+                    .strip_prefix(head.as_str())
+                    .and_then(|r| r.strip_suffix(last.as_str()))
+                else {
+                    return false;
+                };
+                let mut rest = rest.as_bytes();
+                for piece in pieces {
+                    match find(rest, piece.as_bytes()) {
+                        Some(at) => rest = &rest[at + piece.len()..],
+                        None => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The first position of `needle` in `hay`. Env names are short (tens of bytes), where a
+/// plain scan beats the set-up of a vectorised substring search.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, tail)) = needle.split_first() else {
+        return Some(0);
+    };
+    let last_start = hay.len().checked_sub(needle.len())?;
+    (0..=last_start).find(|&i| hay[i] == first && hay[i + 1..].starts_with(tail))
+}
+
+/// Most `*LIT*` patterns one set scans for in a single pass (one bit each in a `u64`);
+/// any beyond are matched one by one.
+const MAX_SCANNED: usize = 64;
+
+/// A compiled list of glob patterns; a name matches when it matches any of them.
+///
+/// With only `*` as a wildcard a greedy match is exact: the text before the first `*` must
+/// be a prefix, the text after the last `*` a suffix, and the pieces between must appear in
+/// order in what is left, each at its first occurrence.
+///
+/// `*LIT*` patterns (the common secret patterns) are matched together in one pass over the
+/// name: a table maps each byte to the patterns starting with it, so a name is read once
+/// however many such patterns there are.
+#[derive(Debug)]
+pub struct GlobSet {
+    patterns: Vec<String>,
+    /// Patterns matched one by one.
+    others: Vec<Glob>,
+    /// The literals of the `*LIT*` patterns scanned together.
+    scanned: Vec<Vec<u8>>,
+    /// For each byte, a bit per scanned literal that starts with it.
+    starts: Box<[u64; 256]>,
+}
+
+impl Default for GlobSet {
+    fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
+impl GlobSet {
+    /// Compiles `patterns`.
+    pub fn new(patterns: &[String]) -> Self {
+        let mut set = Self {
+            patterns: patterns.to_vec(),
+            others: Vec::new(),
+            scanned: Vec::new(),
+            starts: Box::new([0; 256]),
+        };
+        for pattern in patterns {
+            match Glob::new(pattern) {
+                Glob::Contains(literal) if set.scanned.len() < MAX_SCANNED => {
+                    let bytes = literal.into_bytes();
+                    if let Some(&first) = bytes.first() {
+                        set.starts[usize::from(first)] |= 1 << set.scanned.len();
+                    }
+                    set.scanned.push(bytes);
+                }
+                glob => set.others.push(glob),
+            }
+        }
+        set
+    }
+
+    /// True when this set was compiled from exactly `patterns`.
+    pub fn is_for(&self, patterns: &[String]) -> bool {
+        self.patterns == patterns
+    }
+
+    /// True when `name` matches any pattern.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.others.iter().any(|g| g.matches(name)) || self.scan(name.as_bytes())
+    }
+
+    /// True when `hay` contains any scanned literal.
+    fn scan(&self, hay: &[u8]) -> bool {
+        for (at, &byte) in hay.iter().enumerate() {
+            let mut candidates = self.starts[usize::from(byte)];
+            while candidates != 0 {
+                let index = candidates.trailing_zeros() as usize;
+                candidates &= candidates - 1;
+                let Some(literal) = self.scanned.get(index) else {
+                    continue;
+                };
+                let Some(window) = hay.get(at..at + literal.len()) else {
+                    continue;
+                };
+                // A byte loop, not `==` (a libc memcmp call): literals are a few bytes.
+                if window.iter().zip(literal).all(|(a, b)| a == b) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// True when `name` matches `pattern` (compiles it each time: for tests).
+#[cfg(test)]
+fn glob_match(pattern: &str, name: &str) -> bool {
+    Glob::new(pattern).matches(name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, GlobSet};
 
     #[test]
     fn star_matches_any_run() {
@@ -48,10 +185,46 @@ mod tests {
         assert!(!glob_match("A*B*C", "AxxBxx"));
         assert!(glob_match("*", ""));
         assert!(glob_match("HOME", "HOME"));
+        assert!(!glob_match("HOME", "HOMES"));
+        assert!(glob_match("A*", "A"));
+        assert!(glob_match("APP_*", "APP_PORT"));
+        assert!(!glob_match("APP_*", "MY_APP_PORT"));
+        assert!(
+            !glob_match("AB*BA", "ABA"),
+            "prefix and suffix may not overlap"
+        );
+        assert!(glob_match("*A*B*", "xxBxAxxB"));
+        assert!(!glob_match("*A*B*", "xxBxA"));
+        assert!(glob_match("**", "anything"));
+        assert!(glob_match("*É*", "CAFÉ_KEY"));
+        assert!(glob_match("*AB*", "AAB"));
+        assert!(!glob_match("*ABC*", "AB"));
     }
 
     #[test]
     fn matching_is_case_sensitive() {
         assert!(!glob_match("*token*", "GITHUB_TOKEN"));
+    }
+
+    #[test]
+    fn a_set_matches_any_and_knows_its_patterns() {
+        let patterns: Vec<String> = ["*PASSWORD*", "*_KEY"].map(String::from).to_vec();
+        let set = GlobSet::new(&patterns);
+        assert!(set.is_match("DB_PASSWORD"));
+        assert!(set.is_match("SIGNING_KEY"));
+        assert!(!set.is_match("HOME"));
+        assert!(set.is_for(&patterns));
+        assert!(!set.is_for(&patterns[..1]));
+        assert!(!GlobSet::default().is_match("HOME"));
+    }
+
+    #[test]
+    fn the_single_pass_scan_agrees_with_one_by_one_matching() {
+        let patterns: Vec<String> = (0..70).map(|i| format!("*P{i}X*")).collect();
+        let set = GlobSet::new(&patterns);
+        for name in ["P0X", "AP65XB", "P69X", "P1", "XP7", "AAP7X", "P70X"] {
+            let one_by_one = patterns.iter().any(|p| glob_match(p, name));
+            assert_eq!(set.is_match(name), one_by_one, "{name}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::glob::any_match;
+use super::glob::GlobSet;
 use super::metrics::PluginCounters;
 use super::wit::gannet::plugin::{container, host, types};
 use crate::record::{ContainerRecord, ContainerState};
@@ -55,6 +55,10 @@ impl Overlay {
 }
 
 fn apply_map(base: &mut BTreeMap<String, String>, changes: &mut MapChanges) {
+    if changes.is_empty() {
+        // The common case (a filter): nothing to move, nothing to drop.
+        return;
+    }
     for (key, change) in std::mem::take(changes) {
         match change {
             Some(value) => {
@@ -98,6 +102,34 @@ fn merged(base: &BTreeMap<String, String>, changes: &MapChanges) -> Vec<(String,
     all.into_iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The key/values whose keys match any of `globs`, as the call sees them, in key
+/// order. Only the matches are copied, never the whole map.
+fn matching<'a>(
+    base: &'a BTreeMap<String, String>,
+    changes: &'a MapChanges,
+    globs: &GlobSet,
+) -> Vec<(&'a String, &'a String)> {
+    let hits = base.iter().filter(|(k, _)| globs.is_match(k));
+    if changes.is_empty() {
+        return hits.collect();
+    }
+    let mut all: BTreeMap<&String, &String> = hits.collect();
+    for (key, change) in changes {
+        if !globs.is_match(key) {
+            continue;
+        }
+        match change {
+            Some(value) => {
+                all.insert(key, value);
+            }
+            None => {
+                all.remove(key);
+            }
+        }
+    }
+    all.into_iter().collect()
 }
 
 fn key_values(pairs: Vec<(String, String)>) -> Vec<types::KeyValue> {
@@ -230,10 +262,14 @@ pub struct HostState {
     table: ResourceTable,
     /// The memory limiter installed with `Store::limiter`.
     pub limiter: MemoryLimiter,
-    /// The record lent to the current call (moved in and out, never cloned).
-    pub record: ContainerRecord,
+    /// The record lent to the current call. Boxed so that lending it is a pointer swap,
+    /// not a copy of the whole struct; never cloned.
+    pub record: Box<ContainerRecord>,
     /// This call's changes.
     pub overlay: Overlay,
+    /// The env-name patterns last passed by the plugin, compiled (plugins pass the same
+    /// list on every call, so it is compiled once).
+    globs: GlobSet,
     context: Arc<PluginContext>,
 }
 
@@ -244,8 +280,9 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limit_bytes),
-            record: ContainerRecord::default(),
+            record: Box::default(),
             overlay: Overlay::default(),
+            globs: GlobSet::default(),
             context,
         }
     }
@@ -257,7 +294,28 @@ impl HostState {
 
     fn check(&self, handle: &Resource<ContainerHandle>) -> wasmtime::Result<&ContainerRecord> {
         self.table.get(handle)?;
-        Ok(&self.record)
+        Ok(&*self.record)
+    }
+
+    /// Checks the handle and makes `globs` the compiled form of `patterns`.
+    fn prepare_globs(
+        &mut self,
+        handle: &Resource<ContainerHandle>,
+        patterns: &[String],
+    ) -> wasmtime::Result<()> {
+        self.check(handle)?;
+        if !self.globs.is_for(patterns) {
+            self.globs = GlobSet::new(patterns);
+        }
+        Ok(())
+    }
+
+    /// The names of the env vars matching the compiled `globs`, as the call sees them.
+    fn matching_env_names(&self) -> Vec<String> {
+        matching(&self.record.env, &self.overlay.env, &self.globs)
+            .into_iter()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     fn values(
@@ -422,6 +480,9 @@ impl container::HostContainer for HostState {
     fn annotation(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.annotations.get(&key).cloned())
     }
+    fn annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
+        self.values(&h, keys, |r| &r.annotations)
+    }
     fn annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(merged(
             &self.check(&h)?.annotations,
@@ -444,6 +505,13 @@ impl container::HostContainer for HostState {
         let record = self.check(&h)?;
         Ok(lookup(&record.env, &self.overlay.env, &name).cloned())
     }
+    fn env_values(&mut self, h: Handle, names: Vec<String>) -> R<Vec<Option<String>>> {
+        let record = self.check(&h)?;
+        Ok(names
+            .iter()
+            .map(|n| lookup(&record.env, &self.overlay.env, n).cloned())
+            .collect())
+    }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
         let record = self.check(&h)?;
         Ok(merged(&record.env, &self.overlay.env)
@@ -452,13 +520,14 @@ impl container::HostContainer for HostState {
             .collect())
     }
     fn env_matching(&mut self, h: Handle, patterns: Vec<String>) -> R<Vec<types::KeyValue>> {
-        let record = self.check(&h)?;
-        let all = merged(&record.env, &self.overlay.env);
-        Ok(key_values(
-            all.into_iter()
-                .filter(|(k, _)| any_match(&patterns, k))
-                .collect(),
-        ))
+        self.prepare_globs(&h, &patterns)?;
+        Ok(matching(&self.record.env, &self.overlay.env, &self.globs)
+            .into_iter()
+            .map(|(k, v)| types::KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect())
     }
     fn envs(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         let record = self.check(&h)?;
@@ -506,6 +575,13 @@ impl container::HostContainer for HostState {
         self.overlay.tags.insert(key, Some(value));
         Ok(())
     }
+    fn set_tags(&mut self, h: Handle, tags: Vec<types::KeyValue>) -> R<()> {
+        self.check(&h)?;
+        for types::KeyValue { key, value } in tags {
+            self.overlay.tags.insert(key, Some(value));
+        }
+        Ok(())
+    }
     fn remove_tag(&mut self, h: Handle, key: String) -> R<bool> {
         let record = self.check(&h)?;
         let existed = lookup(&record.tags, &self.overlay.tags, &key).is_some();
@@ -544,12 +620,8 @@ impl container::HostContainer for HostState {
         Ok(existed)
     }
     fn remove_env_matching(&mut self, h: Handle, patterns: Vec<String>) -> R<u32> {
-        let record = self.check(&h)?;
-        let names: Vec<String> = merged(&record.env, &self.overlay.env)
-            .into_iter()
-            .filter(|(k, _)| any_match(&patterns, k))
-            .map(|(k, _)| k)
-            .collect();
+        self.prepare_globs(&h, &patterns)?;
+        let names = self.matching_env_names();
         let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
         for name in names {
             self.overlay.env.insert(name, None);
@@ -557,12 +629,8 @@ impl container::HostContainer for HostState {
         Ok(count)
     }
     fn mask_env_matching(&mut self, h: Handle, patterns: Vec<String>, mask: String) -> R<u32> {
-        let record = self.check(&h)?;
-        let names: Vec<String> = merged(&record.env, &self.overlay.env)
-            .into_iter()
-            .filter(|(k, _)| any_match(&patterns, k))
-            .map(|(k, _)| k)
-            .collect();
+        self.prepare_globs(&h, &patterns)?;
+        let names = self.matching_env_names();
         let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
         for name in names {
             self.overlay.env.insert(name, Some(mask.clone()));
@@ -600,6 +668,25 @@ mod tests {
         assert_eq!(record.env.get("A"), None);
         assert_eq!(record.env.get("B").map(String::as_str), Some("***"));
         assert_eq!(record.tags.get("team").map(String::as_str), Some("x"));
+    }
+
+    #[test]
+    fn matching_sees_this_calls_changes_and_copies_only_matches() {
+        let mut base = BTreeMap::new();
+        base.insert("DB_PASSWORD".to_string(), "x".to_string());
+        base.insert("API_TOKEN".to_string(), "t".to_string());
+        base.insert("HOME".to_string(), "/root".to_string());
+        let mut changes = MapChanges::new();
+        changes.insert("API_TOKEN".into(), None);
+        changes.insert("NEW_PASSWORD".into(), Some("n".into()));
+        changes.insert("OTHER".into(), Some("o".into()));
+        let globs = GlobSet::new(&["*PASSWORD*".to_string(), "*TOKEN*".to_string()]);
+        let found: Vec<(&str, &str)> = matching(&base, &changes, &globs)
+            .into_iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(found, vec![("DB_PASSWORD", "x"), ("NEW_PASSWORD", "n")]);
+        assert!(matching(&base, &MapChanges::new(), &GlobSet::default()).is_empty());
     }
 
     #[test]

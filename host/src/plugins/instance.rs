@@ -156,10 +156,12 @@ impl PluginInstance {
 
     /// Runs `process` on `record`. On `ok` the call's changes are applied to `record`; on
     /// any failure `record` is left exactly as it was.
-    pub fn process(&mut self, event: Lifecycle, record: &mut ContainerRecord) -> CallOutcome {
+    ///
+    /// The record is lent by swapping boxes with the Store: no copy, no clone.
+    pub fn process(&mut self, event: Lifecycle, record: &mut Box<ContainerRecord>) -> CallOutcome {
         {
             let data = self.store.data_mut();
-            data.record = std::mem::take(record);
+            std::mem::swap(&mut data.record, record);
             data.limiter.hit = false;
         }
         if let Some(ticks) = self.deadline_ticks {
@@ -174,7 +176,9 @@ impl PluginInstance {
         let outcome = match result {
             Ok(Ok(verdict)) => {
                 let data = self.store.data_mut();
-                data.overlay.apply(&mut data.record);
+                if !data.overlay.is_empty() {
+                    data.overlay.apply(&mut data.record);
+                }
                 match verdict {
                     types::Verdict::Pass => CallOutcome::Pass,
                     types::Verdict::Drop => CallOutcome::Drop,
@@ -191,7 +195,7 @@ impl PluginInstance {
                 CallOutcome::Failed(failure)
             }
         };
-        *record = std::mem::take(&mut self.store.data_mut().record);
+        std::mem::swap(&mut self.store.data_mut().record, record);
         outcome
     }
 }

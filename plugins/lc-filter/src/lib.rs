@@ -207,26 +207,12 @@ pub fn process(_event: Lifecycle, record: &Container, filter: &Filter) -> Result
             || filter
                 .container_labels
                 .accepts(&record.label_values(&filter.container_labels.keys)))
-        && (filter.env.is_empty() || filter.env.accepts(&env_values(record, &filter.env.keys)));
+        && (filter.env.is_empty() || filter.env.accepts(&record.env_values(&filter.env.keys)));
     Ok(if matched {
         Verdict::Pass
     } else {
         Verdict::Drop
     })
-}
-
-/// The env values of `keys`, in order, fetched with one host call (names without `*`
-/// match only themselves).
-fn env_values(record: &Container, keys: &[String]) -> Vec<Option<String>> {
-    let found = record.env_matching(keys);
-    keys.iter()
-        .map(|k| {
-            found
-                .iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-        })
-        .collect()
 }
 
 #[cfg(test)]

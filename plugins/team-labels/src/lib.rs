@@ -57,31 +57,38 @@ pub fn prepare(config: Config) -> Result<Copies> {
     })
 }
 
-fn copy(
-    record: &mut Container,
-    tags: &[String],
+/// The (tag, value) pairs for one group of keys: the value read, else the default, else
+/// no tag.
+fn pairs<'a>(
+    tags: &'a [String],
     values: Vec<Option<String>>,
-    default: Option<&str>,
-) {
-    for (tag, value) in tags.iter().zip(values) {
-        if let Some(value) = value.as_deref().or(default) {
-            record.set_tag(tag, value);
-        }
-    }
+    default: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, String)> {
+    tags.iter().zip(values).filter_map(move |(tag, value)| {
+        value
+            .or_else(|| default.map(str::to_string))
+            .map(|v| (tag.as_str(), v))
+    })
 }
 
-/// Sets the configured tags and passes the record on.
+/// Sets the configured tags (in one host call) and passes the record on.
 #[plugin(init = prepare)]
 pub fn process(_event: Lifecycle, record: &mut Container, copies: &Copies) -> Result<Verdict> {
     let default = copies.default_value.as_deref();
-    if !copies.label_keys.is_empty() {
-        let values = record.pod_label_values(&copies.label_keys);
-        copy(record, &copies.label_tags, values, default);
-    }
-    if !copies.annotation_keys.is_empty() {
-        let values = record.pod_annotation_values(&copies.annotation_keys);
-        copy(record, &copies.annotation_tags, values, default);
-    }
+    let labels = if copies.label_keys.is_empty() {
+        Vec::new()
+    } else {
+        record.pod_label_values(&copies.label_keys)
+    };
+    let annotations = if copies.annotation_keys.is_empty() {
+        Vec::new()
+    } else {
+        record.pod_annotation_values(&copies.annotation_keys)
+    };
+    let tags: Vec<(&str, String)> = pairs(&copies.label_tags, labels, default)
+        .chain(pairs(&copies.annotation_tags, annotations, default))
+        .collect();
+    record.set_tags(tags);
     Ok(Verdict::Pass)
 }
 

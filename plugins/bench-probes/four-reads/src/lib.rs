@@ -1,4 +1,5 @@
-//! Benchmark probe: reads four fields and sets two tags (a typical enrichment).
+//! Benchmark probe: reads four fields and sets two tags (a typical enrichment), the two
+//! tags in one `set-tags` call.
 
 use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
 
@@ -9,7 +10,7 @@ pub fn process(_event: Lifecycle, record: &mut Container) -> Result<Verdict> {
     let pod = record.pod_name();
     let app = record.pod_label("app");
     let image = record.image();
-    record.set_tag("owner", &format!("{namespace}/{pod}"));
-    record.set_tag("app", app.as_deref().unwrap_or(&image));
+    let owner = format!("{namespace}/{pod}");
+    record.set_tags([("owner", owner), ("app", app.unwrap_or(image))]);
     Ok(Verdict::Pass)
 }

@@ -1,6 +1,7 @@
 //! A well-behaved plugin exercising accessors and mutators: tags the record with its
 //! config string and the node name, masks env vars matching `*SECRET*`, and routes or
-//! drops by the container label `route` / `drop`.
+//! drops by the container label `route` / `drop`. Also reads several annotations and env
+//! vars in one call each and sets tags in one batch.
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
 use exports::gannet::plugin::handler::Guest;
@@ -28,12 +29,44 @@ impl Guest for Plugin {
         let config = unsafe { CONFIG.clone() };
         record.set_tag("config", &config);
         record.set_tag("node", &host::node_name());
-        record.set_tag("event", match event {
-            Lifecycle::Added => "added",
-            Lifecycle::Updated => "updated",
-            Lifecycle::Removed => "removed",
-        });
+        record.set_tag(
+            "event",
+            match event {
+                Lifecycle::Added => "added",
+                Lifecycle::Updated => "updated",
+                Lifecycle::Removed => "removed",
+            },
+        );
         record.set_tag("namespace", &record.namespace());
+        // The several-keys reads and the batch write, as `key=value|missing` lists.
+        let show = |values: Vec<Option<String>>| {
+            values
+                .into_iter()
+                .map(|v| v.unwrap_or_else(|| "-".to_string()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let annotations =
+            show(record.annotation_values(&["owner".to_string(), "missing".to_string()]));
+        let envs = show(record.env_values(&["HOME".to_string(), "MISSING".to_string()]));
+        record.set_tags(&[
+            gannet::plugin::types::KeyValue {
+                key: "annotations".into(),
+                value: annotations,
+            },
+            gannet::plugin::types::KeyValue {
+                key: "envs".into(),
+                value: envs,
+            },
+            gannet::plugin::types::KeyValue {
+                key: "twice".into(),
+                value: "first".into(),
+            },
+            gannet::plugin::types::KeyValue {
+                key: "twice".into(),
+                value: "second".into(),
+            },
+        ]);
         let masked = record.mask_env_matching(&["*SECRET*".to_string()], "***");
         record.set_tag("masked", &masked.to_string());
         if record.label("drop").is_some() {
