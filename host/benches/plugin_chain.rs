@@ -432,30 +432,12 @@ fn benches(c: &mut Criterion) {
         PluginChain::new(vec![loader.load(engine, name, sidecar)])
     };
 
-    bench_instance(
-        c,
-        "call/noop/limits_on",
-        &loader.load(&engine, "bench_noop", ""),
-        &record,
-    );
-    bench_instance(
-        c,
-        "call/noop/limits_off",
-        &loader.load(&unlimited, "bench_noop", ""),
-        &record,
-    );
-    bench_instance(
-        c,
-        "call/one_field/limits_on",
-        &loader.load(&engine, "bench_one_field", ""),
-        &record,
-    );
-    bench_instance(
-        c,
-        "call/one_field/limits_off",
-        &loader.load(&unlimited, "bench_one_field", ""),
-        &record,
-    );
+    for probe in ["noop", "one_field"] {
+        for (limits, engine) in [("limits_on", &engine), ("limits_off", &unlimited)] {
+            let plugin = loader.load(engine, &format!("bench_{probe}"), "");
+            bench_instance(c, &format!("call/{probe}/{limits}"), &plugin, &record);
+        }
+    }
     bench_chain(c, "wasm/no_plugins", &PluginChain::empty(), &record);
     bench_chain(c, "wasm/noop", &one(&engine, "bench_noop", ""), &record);
     bench_chain(

@@ -318,6 +318,21 @@ impl HostState {
             .collect()
     }
 
+    /// Several values of an editable map (labels, env), as this call sees them.
+    fn overlaid_values(
+        &self,
+        handle: &Resource<ContainerHandle>,
+        keys: &[String],
+        base: impl Fn(&ContainerRecord) -> &BTreeMap<String, String>,
+        changes: impl Fn(&Overlay) -> &MapChanges,
+    ) -> wasmtime::Result<Vec<Option<String>>> {
+        let (base, changes) = (base(self.check(handle)?), changes(&self.overlay));
+        Ok(keys
+            .iter()
+            .map(|k| lookup(base, changes, k).cloned())
+            .collect())
+    }
+
     fn values(
         &self,
         handle: &Resource<ContainerHandle>,
@@ -455,11 +470,7 @@ impl container::HostContainer for HostState {
         Ok(lookup(&record.labels, &self.overlay.labels, &key).cloned())
     }
     fn label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        let record = self.check(&h)?;
-        Ok(keys
-            .iter()
-            .map(|k| lookup(&record.labels, &self.overlay.labels, k).cloned())
-            .collect())
+        self.overlaid_values(&h, &keys, |r| &r.labels, |o| &o.labels)
     }
     fn labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         let record = self.check(&h)?;
@@ -506,11 +517,7 @@ impl container::HostContainer for HostState {
         Ok(lookup(&record.env, &self.overlay.env, &name).cloned())
     }
     fn env_values(&mut self, h: Handle, names: Vec<String>) -> R<Vec<Option<String>>> {
-        let record = self.check(&h)?;
-        Ok(names
-            .iter()
-            .map(|n| lookup(&record.env, &self.overlay.env, n).cloned())
-            .collect())
+        self.overlaid_values(&h, &names, |r| &r.env, |o| &o.env)
     }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
         let record = self.check(&h)?;
