@@ -212,25 +212,30 @@ fn deadline_stops_an_endless_loop_within_twice_its_value() -> TestResult {
     let spin = load(tmp.path(), "spin", Some("call_deadline_ms = 200\n"))?;
     let chain = chain(vec![spin.clone()]);
     let mut runner = ChainRunner::new();
-    let started = Instant::now();
-    let outcome = runner.run(&chain, Lifecycle::Added, record());
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(200),
-        "stopped early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_millis(400),
-        "stopped late: {elapsed:?}"
-    );
-    assert_eq!(
-        outcome,
-        ChainOutcome::Passed {
-            record: record(),
-            destinations: None
-        }
-    );
-    assert_eq!(spin.context().counters.timeouts.get(), 1);
+    // The first call right after load (ticker awake), the second after a pause long
+    // enough for the idle epoch ticker to have parked: the call must wake it.
+    for pause in [Duration::ZERO, Duration::from_millis(500)] {
+        std::thread::sleep(pause);
+        let started = Instant::now();
+        let outcome = runner.run(&chain, Lifecycle::Added, record());
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(200),
+            "stopped early after a {pause:?} pause: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(400),
+            "stopped late after a {pause:?} pause: {elapsed:?}"
+        );
+        assert_eq!(
+            outcome,
+            ChainOutcome::Passed {
+                record: record(),
+                destinations: None
+            }
+        );
+    }
+    assert_eq!(spin.context().counters.timeouts.get(), 2);
     Ok(())
 }
 

@@ -142,6 +142,8 @@ impl ChainRunner {
         if chain.id != self.last_chain {
             self.align(chain);
         }
+        // The epoch ticks (and deadlines fire) only while some runner holds this.
+        let _busy = chain.plugins.first().and_then(|p| p.engine().busy());
         // Boxed once per record, so lending it to each plugin is a pointer swap.
         let mut record = Box::new(record);
         let mut destinations: Option<Vec<String>> = None;

@@ -8,19 +8,17 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::cache::{ArtifactCache, CacheError};
+use super::epoch::{Busy, EpochTicker};
 use super::host_state::HostState;
 use super::wit::Plugin;
 
-/// How often the epoch advances. Deadlines are counted in ticks, so a deadline must be at
-/// least two ticks long to mean anything.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub use super::epoch::EPOCH_TICK;
 
 /// Engine-wide choices.
 #[derive(Debug, Clone)]
@@ -96,6 +94,16 @@ struct EngineInner {
     cache: Option<ArtifactCache>,
     options: EngineOptions,
     engine_key: String,
+    /// Advances the epoch while plugin code may run; `None` when limits are off.
+    ticker: Option<Arc<EpochTicker>>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        if let Some(ticker) = &self.ticker {
+            ticker.stop();
+        }
+    }
 }
 
 /// The shared engine, linker and cache. Cheap to clone.
@@ -140,9 +148,11 @@ impl PluginEngine {
             Some(dir) => Some(ArtifactCache::open(dir, engine_key.clone())?),
             None => None,
         };
-        if options.enforce_limits {
-            spawn_epoch_ticker(&engine);
-        }
+        let ticker = if options.enforce_limits {
+            EpochTicker::spawn(&engine)
+        } else {
+            None
+        };
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
@@ -150,8 +160,16 @@ impl PluginEngine {
                 cache,
                 options,
                 engine_key,
+                ticker,
             }),
         })
+    }
+
+    /// Marks plugin code as possibly running until the guard drops, so the epoch ticks
+    /// and deadlines fire. Hold it around every call into a plugin (instantiation, `init`,
+    /// `process`); the ticker sleeps when no guard is held.
+    pub fn busy(&self) -> Option<Busy<'_>> {
+        self.inner.ticker.as_deref().map(EpochTicker::busy)
     }
 
     /// The wasmtime engine.
@@ -278,23 +296,6 @@ fn engine_key(engine: &Engine) -> String {
 pub fn wasmtime_version() -> &'static str {
     // Pinned with `=` in the workspace; keep in step with root Cargo.toml.
     "48.0.8"
-}
-
-/// Advances the epoch every [`EPOCH_TICK`] while the engine lives; exits when it is dropped.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("gannet-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
-            }
-        });
-    if let Err(error) = spawned {
-        tracing::error!(message = "Epoch ticker thread failed to start; deadlines will not fire.", %error);
-    }
 }
 
 #[cfg(test)]

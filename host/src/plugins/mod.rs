@@ -10,6 +10,7 @@ mod cache;
 mod chain;
 mod directory;
 mod engine;
+mod epoch;
 mod glob;
 mod host_state;
 mod instance;

@@ -311,6 +311,8 @@ impl LoadedPlugin {
 
     /// Creates and `init`s a fresh instance from the pre-instantiated component.
     fn start_instance(&self) -> Result<PluginInstance, InitFailure> {
+        // Instantiation and `init` run plugin code under a deadline: keep the epoch ticking.
+        let _busy = self.engine.busy();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(LogStderr::new(self.context.clone()));
         for (name, value) in &self.env_grants {
@@ -351,6 +353,11 @@ impl LoadedPlugin {
     /// The plugin's name (file stem).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The engine it was compiled with (shared by every plugin of a chain).
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
     }
 
     /// The `.wasm` file.
