@@ -439,12 +439,26 @@ impl Config {
     }
 
     /// Checks every rule the types cannot express, and what must exist on disk: the plugin
-    /// directory, each file output's directory (writable) and each TLS or token file
-    /// (readable). Opens no socket.
+    /// directory, each file output's file (opened for append, created if missing: the
+    /// agent writes it next) and each TLS or token file (readable). Opens no socket.
     ///
     /// # Errors
     /// The first problem found, naming the field, the value and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(WriteCheck::OpenOrCreate)
+    }
+
+    /// The same checks as [`Config::validate`], changing nothing on disk: a file output's
+    /// existing file is opened for append without creating it, and a missing one needs
+    /// an existing, writable parent directory (`gannet config check`).
+    ///
+    /// # Errors
+    /// As [`Config::validate`].
+    pub fn validate_without_side_effects(&self) -> Result<(), ConfigError> {
+        self.validate_with(WriteCheck::NoSideEffects)
+    }
+
+    fn validate_with(&self, write_check: WriteCheck) -> Result<(), ConfigError> {
         if !self.outputs.contains_key(DEFAULT_OUTPUT) {
             return Err(ConfigError::NoDefaultOutput);
         }
@@ -495,10 +509,19 @@ impl Config {
             ));
         }
         for (name, output) in &self.outputs {
-            validate_output(name, output)?;
+            validate_output(name, output, write_check)?;
         }
         Ok(())
     }
+}
+
+/// How [`Config::validate_with`] proves a file output's path is writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteCheck {
+    /// Open the file for append, creating it if missing (`gannet run`, which writes it).
+    OpenOrCreate,
+    /// Leave the disk as it is (`gannet config check`).
+    NoSideEffects,
 }
 
 fn invalid(field: &str, value: &str, reason: &str) -> ConfigError {
@@ -509,7 +532,11 @@ fn invalid(field: &str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-fn validate_output(name: &str, output: &OutputConfig) -> Result<(), ConfigError> {
+fn validate_output(
+    name: &str,
+    output: &OutputConfig,
+    write_check: WriteCheck,
+) -> Result<(), ConfigError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name
@@ -536,7 +563,16 @@ fn validate_output(name: &str, output: &OutputConfig) -> Result<(), ConfigError>
             if file.max_files == 0 {
                 return Err(invalid(&field("max_files"), "0", "must be at least 1"));
             }
-            check_writable(&field("path"), &file.path)
+            match write_check {
+                WriteCheck::OpenOrCreate => check_writable(&field("path"), &file.path),
+                WriteCheck::NoSideEffects => {
+                    check_writable_in_place(&file.path).map_err(|problem| ConfigError::File {
+                        field: field("path"),
+                        path: file.path.clone(),
+                        problem: format!("cannot be opened for writing ({problem})"),
+                    })
+                }
+            }
         }
         OutputConfig::Http(http) => {
             let uri: Result<axum::http::Uri, _> = http.url.parse();
@@ -655,6 +691,50 @@ fn check_writable(field: &str, path: &Path) -> Result<(), ConfigError> {
             path: path.to_path_buf(),
             problem: format!("cannot be opened for writing ({e})"),
         })
+}
+
+/// Whether `path` could be opened for append, without creating or changing anything: an
+/// existing file is opened for append (no create); for a missing one, its parent must be
+/// an existing directory the agent may write to and search (`access(2)`). The error is the
+/// reason, for [`ConfigError::File`].
+fn check_writable_in_place(path: &Path) -> Result<(), String> {
+    use rustix::fs::{access, Access};
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err("it is a directory".to_string()),
+        // A FIFO opened for writing blocks until a reader comes: ask access(2) instead.
+        Ok(meta) if !meta.is_file() => {
+            access(path, Access::WRITE_OK).map_err(|e| std::io::Error::from(e).to_string())
+        }
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match std::fs::metadata(parent) {
+                Ok(meta) if meta.is_dir() => access(parent, Access::WRITE_OK | Access::EXEC_OK)
+                    .map_err(|e| {
+                        format!(
+                            "directory {} is not writable: {}",
+                            parent.display(),
+                            std::io::Error::from(e)
+                        )
+                    }),
+                Ok(_) => Err(format!("{} is not a directory", parent.display())),
+                Err(e) => Err(format!("directory {}: {e}", parent.display())),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// What SIGHUP may change without a restart: everything except sockets and addresses.

@@ -78,6 +78,69 @@ fn unwritable_file_output_is_refused() {
     );
 }
 
+fn file_output_config(path: &Path) -> Result<Config, ConfigError> {
+    parse(&format!(
+        "[outputs.default]\ntype = \"file\"\npath = {:?}\n",
+        path.display().to_string()
+    ))
+}
+
+#[test]
+fn check_without_side_effects_creates_no_file_output() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    let config = file_output_config(&path)?;
+    config.validate_without_side_effects()?;
+    assert!(!path.exists(), "config check must not create {path:?}");
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "nothing created");
+    // `gannet run`'s check still opens (and so creates) it.
+    config.validate()?;
+    assert!(path.is_file());
+    Ok(())
+}
+
+#[test]
+fn check_without_side_effects_leaves_an_existing_file_as_it_was() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, "{\"old\":1}\n")?;
+    let before = std::fs::metadata(&path)?.modified()?;
+    file_output_config(&path)?.validate_without_side_effects()?;
+    assert_eq!(std::fs::read_to_string(&path)?, "{\"old\":1}\n");
+    assert_eq!(std::fs::metadata(&path)?.modified()?, before);
+    Ok(())
+}
+
+#[test]
+fn check_without_side_effects_refuses_unusable_paths_on_one_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let not_a_dir = dir.path().join("plain-file");
+    std::fs::write(&not_a_dir, "")?;
+    let cases = [
+        (
+            PathBuf::from("/nonexistent/dir/x.jsonl"),
+            "directory /nonexistent/dir: No such file or directory",
+        ),
+        (not_a_dir.join("x.jsonl"), "is not a directory"),
+        (dir.path().to_path_buf(), "it is a directory"),
+    ];
+    for (path, reason) in cases {
+        let e = match file_output_config(&path)?.validate_without_side_effects() {
+            Ok(()) => return Err(format!("{path:?} accepted").into()),
+            Err(e) => e.to_string(),
+        };
+        let prefix = format!(
+            "config field outputs.default.path = {}: cannot be opened for writing (",
+            path.display()
+        );
+        assert!(e.starts_with(&prefix), "{e}");
+        assert!(e.contains(reason), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    assert!(!Path::new("/nonexistent").exists());
+    Ok(())
+}
+
 #[test]
 fn unreadable_tls_file_is_refused() {
     let e = err_text(
