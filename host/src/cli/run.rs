@@ -319,16 +319,7 @@ async fn discovery(
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let discovery_config = crate::discovery::Config {
-        socket: Some(config.runtime.socket.clone()),
-        socket_flag,
-        host_root: config.runtime.host_root.clone(),
-        resync_period_secs: config.runtime.resync_period(),
-        sync_mode: config.runtime.sync_mode,
-        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
-        ..crate::discovery::Config::default()
-    };
-    let discovery = crate::discovery::Discovery::new(discovery_config);
+    let discovery = crate::discovery::Discovery::new(discovery_config(&config, socket_flag));
     let mut ready = discovery.readiness();
     let readiness_stop = stop.clone();
     let mirror = tokio::spawn(async move {
@@ -345,6 +336,21 @@ async fn discovery(
         error!(message = "Discovery stopped.", error = %e);
     }
     let _ = mirror.await;
+}
+
+/// Discovery's settings from the agent's config (the rest keep discovery's defaults).
+fn discovery_config(config: &Config, socket_flag: Option<PathBuf>) -> crate::discovery::Config {
+    crate::discovery::Config {
+        socket: Some(config.runtime.socket.clone()),
+        socket_flag,
+        host_root: config.runtime.host_root.clone(),
+        resync_period_secs: config.runtime.resync_period(),
+        sync_mode: config.runtime.sync_mode,
+        event_fetch_rate_per_sec: config.runtime.event_fetch_rate_per_sec,
+        max_concurrent_fetches: config.runtime.max_concurrent_fetches,
+        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
+        ..crate::discovery::Config::default()
+    }
 }
 
 /// The plugin stage and what keeps its directory watched.
@@ -428,5 +434,35 @@ impl Chain for StageChain {
             };
             done
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_gets_the_runtime_settings_of_the_file() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            "[runtime]\nsocket = \"/x.sock\"\nresync_period_secs = 60\nsync_mode = \"poll\"\nevent_fetch_rate_per_sec = 50\nmax_concurrent_fetches = 4\n",
+            Path::new("gannet.toml"),
+        )?;
+        let d = discovery_config(&config, Some(PathBuf::from("/flag.sock")));
+        assert_eq!(d.socket.as_deref(), Some(Path::new("/x.sock")));
+        assert_eq!(d.socket_flag.as_deref(), Some(Path::new("/flag.sock")));
+        assert_eq!(d.resync_period_secs, Duration::from_secs(60));
+        assert_eq!(d.sync_mode, SyncMode::Poll);
+        assert_eq!(d.event_fetch_rate_per_sec, 50);
+        assert_eq!(d.max_concurrent_fetches, 4);
+        d.validate()?;
+        // Unset in the file: discovery's own defaults.
+        let d = discovery_config(&Config::default(), None);
+        let defaults = crate::discovery::Config::default();
+        assert_eq!(
+            d.event_fetch_rate_per_sec,
+            defaults.event_fetch_rate_per_sec
+        );
+        assert_eq!(d.max_concurrent_fetches, defaults.max_concurrent_fetches);
+        Ok(())
     }
 }

@@ -75,7 +75,21 @@ pub struct RuntimeConfig {
     /// How discovery learns about changes: `events` (containerd's event stream plus the
     /// periodic list) or `poll` (the periodic list only, the reference behaviour).
     pub sync_mode: SyncMode,
+    /// Most containers fetched per second because of runtime events (`events` mode); a
+    /// burst beyond it is coalesced and caught up. 1 to [`MAX_EVENT_FETCH_RATE_PER_SEC`].
+    pub event_fetch_rate_per_sec: u32,
+    /// Most verbose-status fetches in flight at once in `events` mode (`poll` fetches one
+    /// at a time). 1 to [`MAX_CONCURRENT_FETCHES`].
+    pub max_concurrent_fetches: usize,
 }
+
+/// Highest `runtime.event_fetch_rate_per_sec`: well above any real churn (the reference
+/// caps at 200), low enough that the dispatcher's tick stays a real interval.
+pub const MAX_EVENT_FETCH_RATE_PER_SEC: u32 = 10_000;
+
+/// Highest `runtime.max_concurrent_fetches`: more fetches in flight only queue inside the
+/// runtime, which serves them from one process.
+pub const MAX_CONCURRENT_FETCHES: usize = 256;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -85,6 +99,8 @@ impl Default for RuntimeConfig {
             resync_period_secs: 300,
             shutdown_grace_period_secs: 10,
             sync_mode: SyncMode::Events,
+            event_fetch_rate_per_sec: crate::discovery::Config::default().event_fetch_rate_per_sec,
+            max_concurrent_fetches: crate::discovery::Config::default().max_concurrent_fetches,
         }
     }
 }
@@ -469,6 +485,20 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(1..=MAX_EVENT_FETCH_RATE_PER_SEC).contains(&self.runtime.event_fetch_rate_per_sec) {
+            return Err(invalid(
+                "runtime.event_fetch_rate_per_sec",
+                &self.runtime.event_fetch_rate_per_sec.to_string(),
+                &format!("must be from 1 to {MAX_EVENT_FETCH_RATE_PER_SEC} (containers per second; the default is 200)"),
+            ));
+        }
+        if !(1..=MAX_CONCURRENT_FETCHES).contains(&self.runtime.max_concurrent_fetches) {
+            return Err(invalid(
+                "runtime.max_concurrent_fetches",
+                &self.runtime.max_concurrent_fetches.to_string(),
+                &format!("must be from 1 to {MAX_CONCURRENT_FETCHES} (the default is 16)"),
+            ));
+        }
         if let Some(dir) = &self.plugins.dir {
             if !dir.is_dir() {
                 return Err(invalid(
@@ -737,12 +767,13 @@ fn check_writable_in_place(path: &Path) -> Result<(), String> {
     }
 }
 
-/// What SIGHUP may change without a restart: everything except sockets and addresses.
+/// What SIGHUP may change without a restart: everything except sockets, addresses, the
+/// plugin and cache directories, and the discovery settings of `[runtime]`.
 ///
 /// # Errors
 /// [`ConfigError::RestartRequired`] naming the first field that differs.
 pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
-    let fixed: [(&str, bool); 10] = [
+    let fixed: [(&str, bool); 12] = [
         ("plugins.dir", old.plugins.dir != new.plugins.dir),
         (
             "plugins.cache_dir",
@@ -760,6 +791,14 @@ pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
         (
             "runtime.resync_period_secs",
             old.runtime.resync_period_secs != new.runtime.resync_period_secs,
+        ),
+        (
+            "runtime.event_fetch_rate_per_sec",
+            old.runtime.event_fetch_rate_per_sec != new.runtime.event_fetch_rate_per_sec,
+        ),
+        (
+            "runtime.max_concurrent_fetches",
+            old.runtime.max_concurrent_fetches != new.runtime.max_concurrent_fetches,
         ),
         ("api.socket", old.api.socket != new.api.socket),
         ("api.listen", old.api.listen != new.api.listen),

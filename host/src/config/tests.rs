@@ -390,6 +390,77 @@ fn node_name_precedence_flag_env_hostname() -> TestResult {
 }
 
 #[test]
+fn discovery_rate_and_concurrency_parse_and_are_bounded() -> TestResult {
+    let c = parse("[runtime]\nevent_fetch_rate_per_sec = 50\nmax_concurrent_fetches = 4\n")?;
+    c.validate()?;
+    assert_eq!(c.runtime.event_fetch_rate_per_sec, 50);
+    assert_eq!(c.runtime.max_concurrent_fetches, 4);
+    assert_eq!(Config::default().runtime.event_fetch_rate_per_sec, 200);
+    assert_eq!(Config::default().runtime.max_concurrent_fetches, 16);
+    for (text, field, value) in [
+        (
+            "event_fetch_rate_per_sec = 0",
+            "runtime.event_fetch_rate_per_sec",
+            "0",
+        ),
+        (
+            "event_fetch_rate_per_sec = 10001",
+            "runtime.event_fetch_rate_per_sec",
+            "10001",
+        ),
+        (
+            "max_concurrent_fetches = 0",
+            "runtime.max_concurrent_fetches",
+            "0",
+        ),
+        (
+            "max_concurrent_fetches = 257",
+            "runtime.max_concurrent_fetches",
+            "257",
+        ),
+    ] {
+        let e = err_text(&format!("[runtime]\n{text}\n"));
+        assert!(
+            e.starts_with(&format!(
+                "config field {field} = \"{value}\": must be from 1 to "
+            )),
+            "{e}"
+        );
+    }
+    // The type is checked by the parser, naming the line and the value.
+    let e = err_text("[runtime]\nmax_concurrent_fetches = -1\n");
+    assert!(e.contains("line 2") && e.contains("`-1`"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn reload_refuses_a_changed_discovery_setting_like_sync_mode() -> TestResult {
+    let old = Config::default();
+    for (field, change) in [
+        ("runtime.sync_mode", "sync_mode = \"poll\""),
+        (
+            "runtime.event_fetch_rate_per_sec",
+            "event_fetch_rate_per_sec = 50",
+        ),
+        (
+            "runtime.max_concurrent_fetches",
+            "max_concurrent_fetches = 4",
+        ),
+    ] {
+        let new = parse(&format!("[runtime]\n{change}\n"))?;
+        let e = check_reloadable(&old, &new)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!("{field} changed: restart required")),
+            "{e}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn reload_refuses_changed_addresses() -> TestResult {
     let old = Config::default();
     let mut new = old.clone();
