@@ -1,5 +1,6 @@
 //! `gannet run` without a container runtime: it stays up and unready, answers health,
-//! refuses a broken or address-changing config on SIGHUP, and exits 0 on SIGTERM.
+//! refuses a broken or address-changing config on SIGHUP, switches its log format on
+//! SIGHUP, and exits 0 on SIGTERM; `gannet config check` changes nothing on disk.
 //! Needs the `gannet` binary built (`cargo build -p gannet`).
 
 use std::io::{Read, Write};
@@ -214,5 +215,134 @@ fn bad_input_exits_nonzero_with_one_line() -> TestResult {
         stderr.contains("api.health_listen") && stderr.contains("address already in use"),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// Lines of `text` that mention `needle`.
+fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+fn is_json_object(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object())
+}
+
+#[test]
+fn sighup_switches_the_log_format_live() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = dir.path().join("gannet.toml");
+    let with_format = |format: &str| {
+        config_text(dir.path(), port) + &format!("[logging]\nformat = \"{format}\"\n")
+    };
+    std::fs::write(&config, with_format("text"))?;
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = Command::new(gannet_bin()?)
+        .args(["run", "--node-name", "test-node", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path)?)
+        .spawn()?;
+    let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let result = (|| -> TestResult {
+        wait_until("start", || log().contains("Gannet running."))?;
+        let started = log();
+        let running = lines_with(&started, "Gannet running.");
+        assert!(
+            running.len() == 1 && !is_json_object(running[0]),
+            "text at start: {started}"
+        );
+
+        // text -> json: the reload's own line is already json.
+        std::fs::write(&config, with_format("json"))?;
+        signal(&child, "HUP")?;
+        wait_until("the reload", || log().contains("Config reloaded."))?;
+        let text = log();
+        let reloaded = lines_with(&text, "Config reloaded.");
+        assert_eq!(reloaded.len(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(reloaded[0])?;
+        assert_eq!(line["fields"]["message"], "Config reloaded.", "{text}");
+        assert_eq!(line["level"], "INFO");
+        assert!(
+            !text.contains("restart"),
+            "no restart asked for a format change: {text}"
+        );
+
+        // json -> text.
+        std::fs::write(&config, with_format("text"))?;
+        signal(&child, "HUP")?;
+        wait_until("the second reload", || {
+            lines_with(&log(), "Config reloaded.").len() == 2
+        })?;
+        let text = log();
+        let reloaded = lines_with(&text, "Config reloaded.");
+        assert!(!is_json_object(reloaded[1]), "text again: {text}");
+
+        signal(&child, "TERM")?;
+        wait_until("exit", || matches!(child.try_wait(), Ok(Some(_))))?;
+        let stopped = log();
+        let last = lines_with(&stopped, "Gannet stopped.");
+        assert!(
+            last.len() == 1 && !is_json_object(last[0]),
+            "text to the end: {stopped}"
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+        eprintln!("gannet stderr:\n{}", log());
+    }
+    result
+}
+
+#[test]
+fn config_check_creates_nothing_and_refuses_an_unwritable_path_on_one_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir)?;
+    let events = out_dir.join("events.jsonl");
+    let config = dir.path().join("gannet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[outputs.default]\ntype = \"file\"\npath = \"{}\"\n[outputs.audit]\ntype = \"file\"\npath = \"{}/audit.jsonl\"\n",
+            events.display(),
+            out_dir.display()
+        ),
+    )?;
+    let out = Command::new(gannet_bin()?)
+        .args(["config", "check"])
+        .arg(&config)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": ok"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(&out_dir)?.collect();
+    assert!(left.is_empty(), "config check created {left:?}");
+
+    // An unwritable path still fails, with one line naming the field.
+    std::fs::write(
+        &config,
+        "[outputs.default]\ntype = \"file\"\npath = \"/nonexistent/d/x.jsonl\"\n",
+    )?;
+    let out = Command::new(gannet_bin()?)
+        .args(["config", "check"])
+        .arg(&config)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(
+            "outputs.default.path = /nonexistent/d/x.jsonl: cannot be opened for writing"
+        ),
+        "{stderr}"
+    );
+    assert!(!Path::new("/nonexistent").exists());
     Ok(())
 }

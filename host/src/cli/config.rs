@@ -1,4 +1,5 @@
-//! `gannet config check FILE`: parse and validate a config without running the agent.
+//! `gannet config check FILE`: parse and validate a config without running the agent and
+//! without creating or changing any file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,8 @@ use crate::config::Config;
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a config file (the checks `gannet run` makes before it starts, except
-    /// binding the listeners). Prints `ok` or one line naming the problem.
+    /// binding the listeners), changing nothing on disk. Prints `ok` or one line naming
+    /// the problem.
     Check {
         /// The TOML file.
         file: PathBuf,
@@ -29,7 +31,7 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
             config
-                .validate()
+                .validate_without_side_effects()
                 .with_context(|| format!("config file {}", file.display()))?;
             println!("config file {}: ok", file.display());
             Ok(ExitCode::SUCCESS)

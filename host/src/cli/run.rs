@@ -16,9 +16,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, RwLock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, EnvFilter, Layer, Registry as TracingRegistry};
+
+use super::logging::{self, LogReload};
 
 use crate::api::{ApiContext, ApiListeners, ContainerView, Health};
 use crate::config::{check_reloadable, resolve_node_name, Config, LogFormat, Overrides};
@@ -105,30 +104,6 @@ fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-type FilterHandle = reload::Handle<EnvFilter, TracingRegistry>;
-
-/// Logs to stderr in the configured format; the level can be changed on reload.
-fn init_logging(config: &Config) -> anyhow::Result<FilterHandle> {
-    let filter = EnvFilter::try_new(&config.logging.level)
-        .with_context(|| format!("logging.level {:?}", config.logging.level))?;
-    let (filter, handle) = reload::Layer::new(filter);
-    let fmt = match config.logging.format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .boxed(),
-    };
-    // A second init (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init();
-    Ok(handle)
-}
-
 /// Runs `gannet run`.
 ///
 /// # Errors
@@ -143,12 +118,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         env_node.as_deref(),
         &config.runtime.host_root,
     )?;
-    let log_handle = init_logging(&config)?;
+    let log_reload = logging::init_agent(&config.logging)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(agent(args.config, overrides, config, node, log_handle))
+    runtime.block_on(agent(args.config, overrides, config, node, log_reload))
 }
 
 /// What SIGHUP may replace.
@@ -161,7 +136,7 @@ struct Reloadable {
     metrics: Arc<OutputMetrics>,
     sink: Arc<Sink>,
     ctx: ApiContext,
-    log_handle: FilterHandle,
+    log_reload: LogReload,
     plugins: Option<Arc<PluginSet>>,
 }
 
@@ -173,17 +148,13 @@ impl Reloadable {
         let new = load(Some(&path), &self.overrides)?;
         check_reloadable(&self.config, &new)?;
         let outputs = Outputs::build(&new, &self.node, self.ids.clone(), self.metrics.clone())?;
-        let filter = EnvFilter::try_new(&new.logging.level)
-            .with_context(|| format!("logging.level {:?}", new.logging.level))?;
         let old = std::mem::replace(&mut *self.sink.outputs.write().await, Arc::new(outputs));
         let grace = self.config.runtime.shutdown_grace_period();
         tokio::spawn(async move { old.shutdown(grace).await });
         self.ctx.set_env_values(new.record.env_values);
-        if let Err(e) = self.log_handle.reload(filter) {
-            warn!(message = "Log level not reloaded.", error = %e);
-        }
-        if new.logging.format != self.config.logging.format {
-            warn!(message = "A logging.format change applies at the next restart.");
+        // Level and format change for the next line; `--log-*` flags still win.
+        if let Err(e) = self.log_reload.apply(&new.logging) {
+            warn!(message = "Logging not reloaded.", error = %format!("{e:#}"));
         }
         if let Some(set) = self.plugins.clone() {
             match tokio::task::spawn_blocking(move || set.reload()).await {
@@ -211,7 +182,7 @@ async fn agent(
     overrides: Overrides,
     config: Config,
     node: String,
-    log_handle: FilterHandle,
+    log_reload: LogReload,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::default();
     crate::runtime_metrics::RuntimeMetrics::install(&mut registry);
@@ -292,7 +263,7 @@ async fn agent(
         metrics,
         sink: sink.clone(),
         ctx,
-        log_handle,
+        log_reload,
         plugins: plugins.as_ref().map(|p| p.stage.set().clone()),
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -348,16 +319,7 @@ async fn discovery(
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let discovery_config = crate::discovery::Config {
-        socket: Some(config.runtime.socket.clone()),
-        socket_flag,
-        host_root: config.runtime.host_root.clone(),
-        resync_period_secs: config.runtime.resync_period(),
-        sync_mode: config.runtime.sync_mode,
-        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
-        ..crate::discovery::Config::default()
-    };
-    let discovery = crate::discovery::Discovery::new(discovery_config);
+    let discovery = crate::discovery::Discovery::new(discovery_config(&config, socket_flag));
     let mut ready = discovery.readiness();
     let readiness_stop = stop.clone();
     let mirror = tokio::spawn(async move {
@@ -374,6 +336,21 @@ async fn discovery(
         error!(message = "Discovery stopped.", error = %e);
     }
     let _ = mirror.await;
+}
+
+/// Discovery's settings from the agent's config (the rest keep discovery's defaults).
+fn discovery_config(config: &Config, socket_flag: Option<PathBuf>) -> crate::discovery::Config {
+    crate::discovery::Config {
+        socket: Some(config.runtime.socket.clone()),
+        socket_flag,
+        host_root: config.runtime.host_root.clone(),
+        resync_period_secs: config.runtime.resync_period(),
+        sync_mode: config.runtime.sync_mode,
+        event_fetch_rate_per_sec: config.runtime.event_fetch_rate_per_sec,
+        max_concurrent_fetches: config.runtime.max_concurrent_fetches,
+        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
+        ..crate::discovery::Config::default()
+    }
 }
 
 /// The plugin stage and what keeps its directory watched.
@@ -457,5 +434,35 @@ impl Chain for StageChain {
             };
             done
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_gets_the_runtime_settings_of_the_file() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            "[runtime]\nsocket = \"/x.sock\"\nresync_period_secs = 60\nsync_mode = \"poll\"\nevent_fetch_rate_per_sec = 50\nmax_concurrent_fetches = 4\n",
+            Path::new("gannet.toml"),
+        )?;
+        let d = discovery_config(&config, Some(PathBuf::from("/flag.sock")));
+        assert_eq!(d.socket.as_deref(), Some(Path::new("/x.sock")));
+        assert_eq!(d.socket_flag.as_deref(), Some(Path::new("/flag.sock")));
+        assert_eq!(d.resync_period_secs, Duration::from_secs(60));
+        assert_eq!(d.sync_mode, SyncMode::Poll);
+        assert_eq!(d.event_fetch_rate_per_sec, 50);
+        assert_eq!(d.max_concurrent_fetches, 4);
+        d.validate()?;
+        // Unset in the file: discovery's own defaults.
+        let d = discovery_config(&Config::default(), None);
+        let defaults = crate::discovery::Config::default();
+        assert_eq!(
+            d.event_fetch_rate_per_sec,
+            defaults.event_fetch_rate_per_sec
+        );
+        assert_eq!(d.max_concurrent_fetches, defaults.max_concurrent_fetches);
+        Ok(())
     }
 }

@@ -75,7 +75,21 @@ pub struct RuntimeConfig {
     /// How discovery learns about changes: `events` (containerd's event stream plus the
     /// periodic list) or `poll` (the periodic list only, the reference behaviour).
     pub sync_mode: SyncMode,
+    /// Most containers fetched per second because of runtime events (`events` mode); a
+    /// burst beyond it is coalesced and caught up. 1 to [`MAX_EVENT_FETCH_RATE_PER_SEC`].
+    pub event_fetch_rate_per_sec: u32,
+    /// Most verbose-status fetches in flight at once in `events` mode (`poll` fetches one
+    /// at a time). 1 to [`MAX_CONCURRENT_FETCHES`].
+    pub max_concurrent_fetches: usize,
 }
+
+/// Highest `runtime.event_fetch_rate_per_sec`: well above any real churn (the reference
+/// caps at 200), low enough that the dispatcher's tick stays a real interval.
+pub const MAX_EVENT_FETCH_RATE_PER_SEC: u32 = 10_000;
+
+/// Highest `runtime.max_concurrent_fetches`: more fetches in flight only queue inside the
+/// runtime, which serves them from one process.
+pub const MAX_CONCURRENT_FETCHES: usize = 256;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -85,6 +99,8 @@ impl Default for RuntimeConfig {
             resync_period_secs: 300,
             shutdown_grace_period_secs: 10,
             sync_mode: SyncMode::Events,
+            event_fetch_rate_per_sec: crate::discovery::Config::default().event_fetch_rate_per_sec,
+            max_concurrent_fetches: crate::discovery::Config::default().max_concurrent_fetches,
         }
     }
 }
@@ -439,12 +455,26 @@ impl Config {
     }
 
     /// Checks every rule the types cannot express, and what must exist on disk: the plugin
-    /// directory, each file output's directory (writable) and each TLS or token file
-    /// (readable). Opens no socket.
+    /// directory, each file output's file (opened for append, created if missing: the
+    /// agent writes it next) and each TLS or token file (readable). Opens no socket.
     ///
     /// # Errors
     /// The first problem found, naming the field, the value and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(WriteCheck::OpenOrCreate)
+    }
+
+    /// The same checks as [`Config::validate`], changing nothing on disk: a file output's
+    /// existing file is opened for append without creating it, and a missing one needs
+    /// an existing, writable parent directory (`gannet config check`).
+    ///
+    /// # Errors
+    /// As [`Config::validate`].
+    pub fn validate_without_side_effects(&self) -> Result<(), ConfigError> {
+        self.validate_with(WriteCheck::NoSideEffects)
+    }
+
+    fn validate_with(&self, write_check: WriteCheck) -> Result<(), ConfigError> {
         if !self.outputs.contains_key(DEFAULT_OUTPUT) {
             return Err(ConfigError::NoDefaultOutput);
         }
@@ -453,6 +483,20 @@ impl Config {
                 "runtime.resync_period_secs",
                 "0",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_EVENT_FETCH_RATE_PER_SEC).contains(&self.runtime.event_fetch_rate_per_sec) {
+            return Err(invalid(
+                "runtime.event_fetch_rate_per_sec",
+                &self.runtime.event_fetch_rate_per_sec.to_string(),
+                &format!("must be from 1 to {MAX_EVENT_FETCH_RATE_PER_SEC} (containers per second; the default is 200)"),
+            ));
+        }
+        if !(1..=MAX_CONCURRENT_FETCHES).contains(&self.runtime.max_concurrent_fetches) {
+            return Err(invalid(
+                "runtime.max_concurrent_fetches",
+                &self.runtime.max_concurrent_fetches.to_string(),
+                &format!("must be from 1 to {MAX_CONCURRENT_FETCHES} (the default is 16)"),
             ));
         }
         if let Some(dir) = &self.plugins.dir {
@@ -495,10 +539,19 @@ impl Config {
             ));
         }
         for (name, output) in &self.outputs {
-            validate_output(name, output)?;
+            validate_output(name, output, write_check)?;
         }
         Ok(())
     }
+}
+
+/// How [`Config::validate_with`] proves a file output's path is writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteCheck {
+    /// Open the file for append, creating it if missing (`gannet run`, which writes it).
+    OpenOrCreate,
+    /// Leave the disk as it is (`gannet config check`).
+    NoSideEffects,
 }
 
 fn invalid(field: &str, value: &str, reason: &str) -> ConfigError {
@@ -509,7 +562,11 @@ fn invalid(field: &str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-fn validate_output(name: &str, output: &OutputConfig) -> Result<(), ConfigError> {
+fn validate_output(
+    name: &str,
+    output: &OutputConfig,
+    write_check: WriteCheck,
+) -> Result<(), ConfigError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name
@@ -536,7 +593,16 @@ fn validate_output(name: &str, output: &OutputConfig) -> Result<(), ConfigError>
             if file.max_files == 0 {
                 return Err(invalid(&field("max_files"), "0", "must be at least 1"));
             }
-            check_writable(&field("path"), &file.path)
+            match write_check {
+                WriteCheck::OpenOrCreate => check_writable(&field("path"), &file.path),
+                WriteCheck::NoSideEffects => {
+                    check_writable_in_place(&file.path).map_err(|problem| ConfigError::File {
+                        field: field("path"),
+                        path: file.path.clone(),
+                        problem: format!("cannot be opened for writing ({problem})"),
+                    })
+                }
+            }
         }
         OutputConfig::Http(http) => {
             let uri: Result<axum::http::Uri, _> = http.url.parse();
@@ -657,12 +723,57 @@ fn check_writable(field: &str, path: &Path) -> Result<(), ConfigError> {
         })
 }
 
-/// What SIGHUP may change without a restart: everything except sockets and addresses.
+/// Whether `path` could be opened for append, without creating or changing anything: an
+/// existing file is opened for append (no create); for a missing one, its parent must be
+/// an existing directory the agent may write to and search (`access(2)`). The error is the
+/// reason, for [`ConfigError::File`].
+fn check_writable_in_place(path: &Path) -> Result<(), String> {
+    use rustix::fs::{access, Access};
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err("it is a directory".to_string()),
+        // A FIFO opened for writing blocks until a reader comes: ask access(2) instead.
+        Ok(meta) if !meta.is_file() => {
+            access(path, Access::WRITE_OK).map_err(|e| std::io::Error::from(e).to_string())
+        }
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match std::fs::metadata(parent) {
+                Ok(meta) if meta.is_dir() => access(parent, Access::WRITE_OK | Access::EXEC_OK)
+                    .map_err(|e| {
+                        format!(
+                            "directory {} is not writable: {}",
+                            parent.display(),
+                            std::io::Error::from(e)
+                        )
+                    }),
+                Ok(_) => Err(format!("{} is not a directory", parent.display())),
+                Err(e) => Err(format!("directory {}: {e}", parent.display())),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What SIGHUP may change without a restart: everything except sockets, addresses, the
+/// plugin and cache directories, and the discovery settings of `[runtime]`.
 ///
 /// # Errors
 /// [`ConfigError::RestartRequired`] naming the first field that differs.
 pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
-    let fixed: [(&str, bool); 10] = [
+    let fixed: [(&str, bool); 12] = [
         ("plugins.dir", old.plugins.dir != new.plugins.dir),
         (
             "plugins.cache_dir",
@@ -680,6 +791,14 @@ pub fn check_reloadable(old: &Config, new: &Config) -> Result<(), ConfigError> {
         (
             "runtime.resync_period_secs",
             old.runtime.resync_period_secs != new.runtime.resync_period_secs,
+        ),
+        (
+            "runtime.event_fetch_rate_per_sec",
+            old.runtime.event_fetch_rate_per_sec != new.runtime.event_fetch_rate_per_sec,
+        ),
+        (
+            "runtime.max_concurrent_fetches",
+            old.runtime.max_concurrent_fetches != new.runtime.max_concurrent_fetches,
         ),
         ("api.socket", old.api.socket != new.api.socket),
         ("api.listen", old.api.listen != new.api.listen),

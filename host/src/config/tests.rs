@@ -78,6 +78,69 @@ fn unwritable_file_output_is_refused() {
     );
 }
 
+fn file_output_config(path: &Path) -> Result<Config, ConfigError> {
+    parse(&format!(
+        "[outputs.default]\ntype = \"file\"\npath = {:?}\n",
+        path.display().to_string()
+    ))
+}
+
+#[test]
+fn check_without_side_effects_creates_no_file_output() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    let config = file_output_config(&path)?;
+    config.validate_without_side_effects()?;
+    assert!(!path.exists(), "config check must not create {path:?}");
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "nothing created");
+    // `gannet run`'s check still opens (and so creates) it.
+    config.validate()?;
+    assert!(path.is_file());
+    Ok(())
+}
+
+#[test]
+fn check_without_side_effects_leaves_an_existing_file_as_it_was() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, "{\"old\":1}\n")?;
+    let before = std::fs::metadata(&path)?.modified()?;
+    file_output_config(&path)?.validate_without_side_effects()?;
+    assert_eq!(std::fs::read_to_string(&path)?, "{\"old\":1}\n");
+    assert_eq!(std::fs::metadata(&path)?.modified()?, before);
+    Ok(())
+}
+
+#[test]
+fn check_without_side_effects_refuses_unusable_paths_on_one_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let not_a_dir = dir.path().join("plain-file");
+    std::fs::write(&not_a_dir, "")?;
+    let cases = [
+        (
+            PathBuf::from("/nonexistent/dir/x.jsonl"),
+            "directory /nonexistent/dir: No such file or directory",
+        ),
+        (not_a_dir.join("x.jsonl"), "is not a directory"),
+        (dir.path().to_path_buf(), "it is a directory"),
+    ];
+    for (path, reason) in cases {
+        let e = match file_output_config(&path)?.validate_without_side_effects() {
+            Ok(()) => return Err(format!("{path:?} accepted").into()),
+            Err(e) => e.to_string(),
+        };
+        let prefix = format!(
+            "config field outputs.default.path = {}: cannot be opened for writing (",
+            path.display()
+        );
+        assert!(e.starts_with(&prefix), "{e}");
+        assert!(e.contains(reason), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    assert!(!Path::new("/nonexistent").exists());
+    Ok(())
+}
+
 #[test]
 fn unreadable_tls_file_is_refused() {
     let e = err_text(
@@ -323,6 +386,77 @@ fn node_name_precedence_flag_env_hostname() -> TestResult {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("pass --node-name or set NODE_NAME"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn discovery_rate_and_concurrency_parse_and_are_bounded() -> TestResult {
+    let c = parse("[runtime]\nevent_fetch_rate_per_sec = 50\nmax_concurrent_fetches = 4\n")?;
+    c.validate()?;
+    assert_eq!(c.runtime.event_fetch_rate_per_sec, 50);
+    assert_eq!(c.runtime.max_concurrent_fetches, 4);
+    assert_eq!(Config::default().runtime.event_fetch_rate_per_sec, 200);
+    assert_eq!(Config::default().runtime.max_concurrent_fetches, 16);
+    for (text, field, value) in [
+        (
+            "event_fetch_rate_per_sec = 0",
+            "runtime.event_fetch_rate_per_sec",
+            "0",
+        ),
+        (
+            "event_fetch_rate_per_sec = 10001",
+            "runtime.event_fetch_rate_per_sec",
+            "10001",
+        ),
+        (
+            "max_concurrent_fetches = 0",
+            "runtime.max_concurrent_fetches",
+            "0",
+        ),
+        (
+            "max_concurrent_fetches = 257",
+            "runtime.max_concurrent_fetches",
+            "257",
+        ),
+    ] {
+        let e = err_text(&format!("[runtime]\n{text}\n"));
+        assert!(
+            e.starts_with(&format!(
+                "config field {field} = \"{value}\": must be from 1 to "
+            )),
+            "{e}"
+        );
+    }
+    // The type is checked by the parser, naming the line and the value.
+    let e = err_text("[runtime]\nmax_concurrent_fetches = -1\n");
+    assert!(e.contains("line 2") && e.contains("`-1`"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn reload_refuses_a_changed_discovery_setting_like_sync_mode() -> TestResult {
+    let old = Config::default();
+    for (field, change) in [
+        ("runtime.sync_mode", "sync_mode = \"poll\""),
+        (
+            "runtime.event_fetch_rate_per_sec",
+            "event_fetch_rate_per_sec = 50",
+        ),
+        (
+            "runtime.max_concurrent_fetches",
+            "max_concurrent_fetches = 4",
+        ),
+    ] {
+        let new = parse(&format!("[runtime]\n{change}\n"))?;
+        let e = check_reloadable(&old, &new)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!("{field} changed: restart required")),
+            "{e}"
+        );
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Guest stderr routed to the agent's log, one log event per line, rate-limited with the
-//! plugin's `log` import so a panicking plugin's message is kept and a chatty one is not.
+//! Guest stderr routed to the agent's log, one log event per non-blank line, rate-limited
+//! with the plugin's `log` import so a panicking plugin's message is kept and a chatty one
+//! is not.
 //!
 //! Owns the WASI output stream given to every plugin's `WasiCtx` as stderr.
 
@@ -43,7 +44,11 @@ impl LogStderr {
             if b == b'\n' {
                 let line = String::from_utf8_lossy(&pending).into_owned();
                 pending.clear();
-                self.context.log_line(Level::Warn, &line);
+                // A blank line (Rust's panic hook starts with one) says nothing and would
+                // spend the plugin's log budget.
+                if !line.trim().is_empty() {
+                    self.context.log_line(Level::Warn, &line);
+                }
             } else if pending.len() < MAX_LINE_BYTES {
                 pending.push(b);
             }
