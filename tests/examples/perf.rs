@@ -787,6 +787,11 @@ async fn main() -> Result<()> {
             );
             if args.rss_variants {
                 let cache = tempfile::tempdir()?;
+                // The agent refuses a cache others can read.
+                std::fs::set_permissions(
+                    cache.path(),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )?;
                 let variant_secs = args.steady_secs.min(20);
                 let variants: Vec<(&str, AgentSpec<'_>)> = vec![
                     (
