@@ -517,7 +517,11 @@ impl FetchContext {
             debug!(message = "CRI lags the runtime event; fetching again.", container_id = %id, ?expect, retry_in = ?backoff);
             cached_upper = cached_upper.or_else(|| fetched.upper_dir.clone());
             cached_rootfs = cached_rootfs.or_else(|| fetched.rootfs_dir.clone());
-            tokio::time::sleep(backoff).await;
+            // Never sleep past the deadline: the last attempt runs at the deadline, not
+            // up to a whole backoff step after it (that overshoot was up to 8 ms of an
+            // exit's 10 ms wait).
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
             backoff = (backoff * 2).min(AGREE_MAX_BACKOFF);
         }
     }
