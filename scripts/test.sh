@@ -110,3 +110,8 @@ if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo
   step "cargo bench --no-run"
   cargo bench --workspace --no-run --locked
 fi
+
+# The benchmarks of issue 5 (tests/examples/perf.rs, run in full by scripts/bench.sh) are
+# not run here; a smoke with about 10 containers proves they still work (under a minute).
+step "perf smoke: cargo run --example perf -- --smoke"
+cargo run --locked -q -p gannet-e2e --example perf -- --smoke --lab "$LAB"

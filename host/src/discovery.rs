@@ -168,6 +168,12 @@ pub enum Nudge {
     },
     /// Events may have been missed (the stream broke): run a full sync now.
     Resync,
+    /// The kernel OOM-killed a process of this container (`/tasks/oom`): its exit, when
+    /// it comes, reads `OOMKilled`, as CRI reports it. Sent before the id's fetch nudge.
+    OomKilled {
+        /// The container id.
+        id: String,
+    },
 }
 
 impl Default for Config {
@@ -322,9 +328,14 @@ const AGREE_WAIT: Duration = Duration::from_secs(2);
 /// `removed` is not late by CRI's bookkeeping.
 const EXIT_AGREE_WAIT: Duration = Duration::from_millis(10);
 
+/// The reason CRI gives an exit after a `/tasks/oom` (containerd's CRI sets it on the OOM
+/// event, whatever the exit code).
+pub const OOM_KILLED_REASON: &str = "OOMKilled";
+
 /// CRI still says RUNNING but the pid is gone (the record reads exited without a code):
-/// takes the exit event's code and time, and the reason CRI would give (an OOM kill reads
-/// as `Error` here). A record in any other state is left alone.
+/// takes the exit event's code and time, and the reason CRI will give (`Completed` for 0,
+/// else `Error`; `OOMKilled` is set by [`oom_killed_reason`]). A record in any other
+/// state is left alone.
 fn exited_from_event(record: &mut ContainerRecord, exit_code: i32, exited_at_nanos: i64) {
     if record.state != ContainerState::Exited || record.exit_code.is_some() {
         return;
@@ -336,6 +347,15 @@ fn exited_from_event(record: &mut ContainerRecord, exit_code: i32, exited_at_nan
     if record.reason.is_none() {
         let reason = if exit_code == 0 { "Completed" } else { "Error" };
         record.reason = Some(reason.to_owned());
+    }
+}
+
+/// An exited record of a container that had a `/tasks/oom`: reason `OOMKilled`, which is
+/// what CRI reports once its own handler of that event ran (it may still say `Error` for
+/// a moment when Gannet fetches first). A live record is left alone.
+fn oom_killed_reason(record: &mut ContainerRecord, oom_killed: bool) {
+    if oom_killed && record.state == ContainerState::Exited {
+        record.reason = Some(OOM_KILLED_REASON.to_owned());
     }
 }
 
@@ -440,12 +460,14 @@ impl FetchContext {
 
     /// [`Self::fetch`] until the record shows what `expect` announced, with a short
     /// backoff, for at most [`AGREE_WAIT`]; each attempt holds one `limit` permit, the
-    /// waits between attempts hold none. Errors end it at once.
+    /// waits between attempts hold none. Errors end it at once. `oom_killed`: the
+    /// container had a `/tasks/oom`, so an exited record reads `OOMKilled`.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_agreeing(
         &self,
         limit: &Semaphore,
         expect: Expect,
+        oom_killed: bool,
         sandbox_id: &str,
         id: &str,
         sandboxes: Arc<HashMap<String, SandboxSummary>>,
@@ -488,13 +510,18 @@ impl FetchContext {
                 {
                     exited_from_event(&mut fetched.record, exit_code, exited_at_nanos);
                 }
+                oom_killed_reason(&mut fetched.record, oom_killed);
                 fetched.sandboxes = refreshed;
                 return Ok(fetched);
             }
             debug!(message = "CRI lags the runtime event; fetching again.", container_id = %id, ?expect, retry_in = ?backoff);
             cached_upper = cached_upper.or_else(|| fetched.upper_dir.clone());
             cached_rootfs = cached_rootfs.or_else(|| fetched.rootfs_dir.clone());
-            tokio::time::sleep(backoff).await;
+            // Never sleep past the deadline: the last attempt runs at the deadline, not
+            // up to a whole backoff step after it (that overshoot was up to 8 ms of an
+            // exit's 10 ms wait).
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
             backoff = (backoff * 2).min(AGREE_MAX_BACKOFF);
         }
     }
@@ -551,62 +578,120 @@ pub async fn discover_once(
     config: &Config,
     include_all: bool,
 ) -> Result<Vec<ContainerRecord>, DiscoveryError> {
-    config.validate()?;
-    let mut warned = false;
-    let ctx = connect(config, &mut warned).await?;
-    let socket = ctx.cri.socket().to_path_buf();
-    let work = async {
-        let containers = ctx.cri.list_containers().await?;
-        let sandboxes: HashMap<String, SandboxSummary> = ctx
-            .cri
-            .list_sandboxes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
-        let sandboxes = Arc::new(sandboxes);
-        let limit = Arc::new(Semaphore::new(config.max_concurrent_fetches));
-        let mut tasks = JoinSet::new();
-        for c in containers {
-            if !include_all && c.state() != CriState::Running {
-                continue;
+    FullSync::connect(config).await?.run(include_all).await
+}
+
+/// A full sync on a connected runtime, as the loop's full resync does it: one
+/// ListContainers, one ListPodSandbox, then a verbose fetch per container, at most
+/// `max_concurrent_fetches` in flight. The upperdir and rootfs caches persist across
+/// [`FullSync::run`] calls (for a container's life, as in the loop), so the first run
+/// also asks the snapshot service for each upperdir and later runs do not. Behind
+/// [`discover_once`]; public so benchmarks can time a sync without the connect.
+pub struct FullSync {
+    ctx: FetchContext,
+    max_concurrent_fetches: usize,
+    caches: std::sync::Mutex<HashMap<String, CachedDirs>>,
+}
+
+/// A live container's upperdir and rootfs dir, found by an earlier [`FullSync::run`].
+type CachedDirs = (Option<String>, Option<String>);
+
+impl FullSync {
+    /// Connects to the runtime `config` names (CRI version negotiation included).
+    ///
+    /// # Errors
+    /// [`DiscoveryError::InvalidConfig`] or [`DiscoveryError::Cri`] when the runtime
+    /// cannot be reached.
+    pub async fn connect(config: &Config) -> Result<Self, DiscoveryError> {
+        config.validate()?;
+        let mut warned = false;
+        let ctx = connect(config, &mut warned).await?;
+        Ok(Self {
+            ctx,
+            max_concurrent_fetches: config.max_concurrent_fetches,
+            caches: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Every running container (with `include_all`, also created and exited ones), sorted
+    /// by namespace, pod and container name.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::Cri`] when a list call fails; [`DiscoveryError::FullFetchTimedOut`]
+    /// after 60 s. A single container's failed fetch is logged and that container skipped.
+    pub async fn run(&self, include_all: bool) -> Result<Vec<ContainerRecord>, DiscoveryError> {
+        let ctx = &self.ctx;
+        let socket = ctx.cri.socket().to_path_buf();
+        let work = async {
+            let containers = ctx.cri.list_containers().await?;
+            let sandboxes: HashMap<String, SandboxSummary> = ctx
+                .cri
+                .list_sandboxes()
+                .await?
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect();
+            let sandboxes = Arc::new(sandboxes);
+            let limit = Arc::new(Semaphore::new(self.max_concurrent_fetches));
+            let cached = match self.caches.lock() {
+                Ok(c) => c.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            let mut tasks = JoinSet::new();
+            for c in containers {
+                if !include_all && c.state() != CriState::Running {
+                    continue;
+                }
+                let (upper, rootfs) = cached.get(&c.id).cloned().unwrap_or_default();
+                let (ctx, sandboxes, limit) =
+                    (ctx.clone(), Arc::clone(&sandboxes), Arc::clone(&limit));
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let result = ctx
+                        .fetch(&c.sandbox_id, &c.id, &sandboxes, upper, rootfs)
+                        .await;
+                    (c.id, result)
+                });
             }
-            let (ctx, sandboxes, limit) = (ctx.clone(), Arc::clone(&sandboxes), Arc::clone(&limit));
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let result = ctx
-                    .fetch(&c.sandbox_id, &c.id, &sandboxes, None, None)
-                    .await;
-                (c.id, result)
+            let mut records = Vec::new();
+            let mut found = HashMap::new();
+            while let Some(joined) = tasks.join_next().await {
+                let Ok((id, result)) = joined else { continue };
+                match result {
+                    Ok(f) => {
+                        let keep = include_all || f.record.state == ContainerState::Running;
+                        if f.record.state == ContainerState::Running {
+                            found.insert(id, (f.upper_dir, f.rootfs_dir));
+                        }
+                        if keep {
+                            records.push(f.record);
+                        }
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(error) => {
+                        warn!(message = "Container status fetch failed; skipping it.", container_id = %id, %error)
+                    }
+                }
+            }
+            // Only live containers stay cached, as in the loop.
+            match self.caches.lock() {
+                Ok(mut c) => *c = found,
+                Err(poisoned) => *poisoned.into_inner() = found,
+            }
+            records.sort_by(|a, b| {
+                (&a.k8s.namespace, &a.k8s.pod_name, &a.name, &a.id).cmp(&(
+                    &b.k8s.namespace,
+                    &b.k8s.pod_name,
+                    &b.name,
+                    &b.id,
+                ))
             });
-        }
-        let mut records = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((id, result)) = joined else { continue };
-            match result {
-                Ok(f) if include_all || f.record.state == ContainerState::Running => {
-                    records.push(f.record)
-                }
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(error) => {
-                    warn!(message = "Container status fetch failed; skipping it.", container_id = %id, %error)
-                }
-            }
-        }
-        records.sort_by(|a, b| {
-            (&a.k8s.namespace, &a.k8s.pod_name, &a.name, &a.id).cmp(&(
-                &b.k8s.namespace,
-                &b.k8s.pod_name,
-                &b.name,
-                &b.id,
-            ))
-        });
-        Ok::<_, DiscoveryError>(records)
-    };
-    tokio::time::timeout(FULL_FETCH_TIMEOUT, work)
-        .await
-        .map_err(|_| DiscoveryError::FullFetchTimedOut { socket })?
+            Ok::<_, DiscoveryError>(records)
+        };
+        tokio::time::timeout(FULL_FETCH_TIMEOUT, work)
+            .await
+            .map_err(|_| DiscoveryError::FullFetchTimedOut { socket })?
+    }
 }
 
 /// Per-container sync bookkeeping.
@@ -624,6 +709,8 @@ struct Tracked {
     sandbox_id: String,
     /// What the next fetch should wait for CRI to show (from a runtime event).
     expect: Expect,
+    /// A `/tasks/oom` was seen for it: its exit reads `OOMKilled`.
+    oom_killed: bool,
 }
 
 /// The loop's state: tracked containers, history, caches, generations.
@@ -1083,6 +1170,19 @@ impl Runner {
     fn on_nudge(&mut self, nudge: Nudge) -> bool {
         match nudge {
             Nudge::Resync => true,
+            Nudge::OomKilled { id } => {
+                // The id's fetch nudge follows; only a container still tracked (or new)
+                // can take the fact. One already removed keeps the reason it was sent with.
+                if let Some(t) = self.state.tracked.get_mut(&id) {
+                    t.oom_killed = true;
+                } else if !self.state.history.contains(&id) {
+                    self.state.mark_dirty_expecting(&id, "", Expect::Any);
+                    if let Some(t) = self.state.tracked.get_mut(&id) {
+                        t.oom_killed = true;
+                    }
+                }
+                false
+            }
             Nudge::Fetch { id, expect } => {
                 if !self.state.tracked.contains_key(&id) && self.state.history.contains(&id) {
                     // Finished with (exited and removed, or ignored). A restart in place
@@ -1165,6 +1265,7 @@ impl Runner {
             let generation = t.wanted;
             t.in_flight = Some(generation);
             let expect = std::mem::take(&mut t.expect);
+            let oom_killed = t.oom_killed;
             let sandbox_id = t.sandbox_id.clone();
             let sandboxes = Arc::clone(&self.state.sandboxes);
             let cached_upper = self.state.upper_dirs.get(&id).cloned();
@@ -1175,6 +1276,7 @@ impl Runner {
                     .fetch_agreeing(
                         &limit,
                         expect,
+                        oom_killed,
                         &sandbox_id,
                         &id,
                         sandboxes,
@@ -1296,6 +1398,31 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Runner {
+        /// A loop that is not running (no runtime), to drive its handlers directly.
+        fn for_tests() -> Self {
+            let d = Discovery::new(Config::default());
+            let (events, _) = mpsc::channel(1);
+            Runner {
+                config: d.config,
+                ready: d.ready,
+                table: d.table,
+                dirty: d.dirty_rx,
+                nudges: d.nudge_rx,
+                nudge_tx: d.nudge_tx,
+                events,
+                state: SyncState::new(),
+                ctx: None,
+                fetches: JoinSet::new(),
+                limit: Arc::new(Semaphore::new(1)),
+                warned_not_containerd: false,
+                first_full_done: false,
+                warned_poll_fallback: false,
+                event_source: None,
+            }
+        }
+    }
 
     #[test]
     fn config_defaults_match_the_documented_values() {
@@ -1421,6 +1548,46 @@ mod tests {
         let mut confirmed = record(ContainerState::Exited, 0, Some(3));
         exited_from_event(&mut confirmed, 137, 1);
         assert_eq!(confirmed.exit_code, Some(3), "CRI's code wins");
+    }
+
+    #[test]
+    fn an_oom_kill_makes_the_exit_read_oom_killed_as_cri_will() {
+        // CRI has not noticed the exit yet: the event's facts, and OOMKilled.
+        let mut dead = record(ContainerState::Exited, 0, None);
+        exited_from_event(&mut dead, 137, 7);
+        oom_killed_reason(&mut dead, true);
+        assert_eq!(dead.exit_code, Some(137));
+        assert_eq!(dead.reason.as_deref(), Some("OOMKilled"));
+        // CRI already says EXITED but its OOM handler has not run yet (reason Error).
+        let mut exited = record(ContainerState::Exited, 0, Some(137));
+        exited.reason = Some("Error".into());
+        oom_killed_reason(&mut exited, true);
+        assert_eq!(exited.reason.as_deref(), Some("OOMKilled"));
+        // No OOM event: CRI's reason stands.
+        let mut plain = record(ContainerState::Exited, 0, Some(137));
+        plain.reason = Some("Error".into());
+        oom_killed_reason(&mut plain, false);
+        assert_eq!(plain.reason.as_deref(), Some("Error"));
+        // A child OOM-killed in a container that keeps running: no exit reason invented.
+        let mut alive = record(ContainerState::Running, 42, None);
+        oom_killed_reason(&mut alive, true);
+        assert_eq!(alive.reason, None);
+    }
+
+    #[test]
+    fn an_oom_nudge_flags_the_container_for_its_exit() {
+        let mut r = Runner::for_tests();
+        r.state.mark_dirty("a", "sb");
+        assert!(!r.on_nudge(Nudge::OomKilled { id: "a".into() }));
+        assert_eq!(r.state.tracked.get("a").map(|t| t.oom_killed), Some(true));
+        // Unknown (not yet listed): tracked from here, flagged, to be fetched.
+        assert!(!r.on_nudge(Nudge::OomKilled { id: "b".into() }));
+        assert_eq!(r.state.tracked.get("b").map(|t| t.oom_killed), Some(true));
+        assert!(r.state.dirty.contains("b"));
+        // Finished with: ignored.
+        r.state.history.insert("c".into());
+        assert!(!r.on_nudge(Nudge::OomKilled { id: "c".into() }));
+        assert!(!r.state.tracked.contains_key("c"));
     }
 
     #[test]

@@ -7,11 +7,17 @@
 //! reused by another process and is not alive. Hands on a [`Liveness`]; reads files only.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kernel clock ticks per second (`USER_HZ`): 100 on every Linux architecture Gannet
 /// targets; `/proc/<pid>/stat` start times are in these units.
 const CLOCK_TICKS_PER_SEC: u64 = 100;
+/// How long a boot time read from `/proc` is reused. Every sync checks every container,
+/// and reading `/proc/uptime` per check doubled the `/proc` reads of a steady-state sync;
+/// the boot time only moves with wall-clock adjustments, far below the start-time
+/// tolerance within this window.
+const BOOT_TIME_REUSE: Duration = Duration::from_secs(10);
 
 /// Where the node's root filesystem is mounted (`/` unless Gannet runs in a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +71,18 @@ impl Liveness {
 pub struct LivenessChecker {
     root: HostRoot,
     tolerance: Duration,
+    /// The last boot time read, and when (shared by clones: one read per window).
+    boot: Arc<Mutex<Option<(Instant, SystemTime)>>>,
 }
 
 impl LivenessChecker {
     /// A checker reading `<root>/proc`, accepting start times within `tolerance`.
     pub fn new(root: HostRoot, tolerance: Duration) -> Self {
-        Self { root, tolerance }
+        Self {
+            root,
+            tolerance,
+            boot: Arc::default(),
+        }
     }
 
     /// Whether `pid` is alive and is the process that CRI started at `started_at_nanos`
@@ -105,9 +117,22 @@ impl LivenessChecker {
         }
     }
 
+    /// [`Self::read_boot_time`], reused for [`BOOT_TIME_REUSE`].
+    fn boot_time(&self) -> Option<SystemTime> {
+        let mut cached = self.boot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((read_at, boot)) = *cached {
+            if read_at.elapsed() < BOOT_TIME_REUSE {
+                return Some(boot);
+            }
+        }
+        let boot = self.read_boot_time()?;
+        *cached = Some((Instant::now(), boot));
+        Some(boot)
+    }
+
     /// Boot time as wall time: now minus `/proc/uptime` (10 ms precision), else
     /// `/proc/stat` `btime` (1 s precision).
-    fn boot_time(&self) -> Option<SystemTime> {
+    fn read_boot_time(&self) -> Option<SystemTime> {
         let from_uptime = std::fs::read_to_string(self.root.resolve("/proc/uptime"))
             .ok()
             .and_then(|t| {
@@ -222,6 +247,26 @@ pub(crate) mod tests {
             checker.check(7, now_nanos() - 300 * 1_000_000_000),
             Liveness::Reused
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_boot_time_is_read_once_per_window_and_shared_by_clones() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        fake_proc(dir.path(), 7, 1000.0, 90_000)?;
+        let checker = LivenessChecker::new(HostRoot::new(dir.path()), Duration::from_secs(2));
+        let started = now_nanos() - 100 * 1_000_000_000;
+        assert_eq!(checker.check(7, started), Liveness::Alive);
+        // Without uptime and btime the start time could not be compared any more; the
+        // boot time read a moment ago still is, by this checker and its clones.
+        std::fs::remove_file(dir.path().join("proc/uptime"))?;
+        std::fs::write(dir.path().join("proc/stat"), "cpu 1 2 3\n")?;
+        let clone = checker.clone();
+        assert_eq!(
+            clone.check(7, now_nanos() - 300 * 1_000_000_000),
+            Liveness::Reused
+        );
+        assert_eq!(checker.check(7, started), Liveness::Alive);
         Ok(())
     }
 

@@ -14,7 +14,7 @@
 //! looks kinds up and sends nudges, waiting on the loop when it is busy. It never fetches
 //! container status itself (the discovery loop does).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,17 +134,22 @@ pub enum Signal {
         /// The event's exit time, nanoseconds since the epoch (0 when absent).
         exited_at_nanos: i64,
     },
-    /// Something else changed (oom, update, delete): fetch once.
+    /// Something else changed (update, delete): fetch once.
     Changed,
+    /// `/tasks/oom`: the kernel OOM-killed a process of the container. Fetch once, and
+    /// the container's exit reads `OOMKilled` (as CRI reports it once its own handler of
+    /// the same event ran). Kept beside whatever else is pending for the id.
+    OomKilled,
 }
 
 impl Signal {
     /// The merge of an older pending signal with a newer one for the same id. An exit is
     /// kept over later, vaguer news about the same container (its task delete, its
-    /// container delete), so the removal still carries the exit code.
+    /// container delete), so the removal still carries the exit code. An OOM kill counts
+    /// as vague news here: the pending set keeps that fact apart ([`Pending::push`]).
     pub fn merge(older: Self, newer: Self) -> Self {
         match (older, newer) {
-            (Self::Exited { .. }, Self::Changed | Self::Created) => older,
+            (Self::Exited { .. }, Self::Changed | Self::Created | Self::OomKilled) => older,
             (_, Self::Created) if older != Self::Created => older,
             _ => newer,
         }
@@ -162,7 +167,7 @@ impl Signal {
                 exit_code,
                 exited_at_nanos,
             }),
-            Self::Changed => Some(Expect::Any),
+            Self::Changed | Self::OomKilled => Some(Expect::Any),
         }
     }
 }
@@ -269,7 +274,7 @@ impl RuntimeEvent {
                     exited_at_nanos: *exited_at_nanos,
                 },
             )),
-            Self::TaskOom { container_id } => Some((container_id, Signal::Changed)),
+            Self::TaskOom { container_id } => Some((container_id, Signal::OomKilled)),
             Self::ContainerCreate { id } => Some((id, Signal::Created)),
             Self::ContainerUpdate { id } | Self::ContainerDelete { id } => {
                 Some((id, Signal::Changed))
@@ -297,6 +302,8 @@ fn exit_code(status: u32) -> i32 {
 struct PendingState {
     signals: HashMap<String, Signal>,
     order: VecDeque<String>,
+    /// Pending ids with a `/tasks/oom` among their events (survives any merge).
+    oom_killed: HashSet<String>,
     resync: bool,
 }
 
@@ -311,6 +318,9 @@ struct Pending {
 impl Pending {
     fn push(&self, id: &str, signal: Signal) {
         if let Ok(mut s) = self.state.lock() {
+            if signal == Signal::OomKilled {
+                s.oom_killed.insert(id.to_owned());
+            }
             match s.signals.get_mut(id) {
                 Some(old) => *old = Signal::merge(*old, signal),
                 None => {
@@ -329,7 +339,8 @@ impl Pending {
         self.wake.notify_one();
     }
 
-    /// The resync flag (cleared) or the oldest pending id with its merged signal.
+    /// The resync flag (cleared) or the oldest pending id with its merged signal and
+    /// whether an OOM kill was among its events.
     fn pop(&self) -> Option<Popped> {
         let mut s = self.state.lock().ok()?;
         if std::mem::take(&mut s.resync) {
@@ -337,7 +348,8 @@ impl Pending {
         }
         while let Some(id) = s.order.pop_front() {
             if let Some(signal) = s.signals.remove(&id) {
-                return Some(Popped::Id(id, signal));
+                let oom_killed = s.oom_killed.remove(&id);
+                return Some(Popped::Id(id, signal, oom_killed));
             }
         }
         None
@@ -346,7 +358,7 @@ impl Pending {
 
 enum Popped {
     Resync,
-    Id(String, Signal),
+    Id(String, Signal, bool),
 }
 
 /// The event source for one runtime socket. Build with [`EventSource::new`], then
@@ -498,7 +510,7 @@ async fn dispatch(
                 native = None;
                 Nudge::Resync
             }
-            Popped::Id(id, signal) => {
+            Popped::Id(id, signal, oom_killed) => {
                 let kind = match kinds.get(&id) {
                     Some(kind) => Some(*kind),
                     None => {
@@ -522,6 +534,13 @@ async fn dispatch(
                 let Some(expect) = signal.expect() else {
                     continue;
                 };
+                if oom_killed {
+                    // Before the fetch, so the exit it may carry reads OOMKilled.
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        sent = nudges.send(Nudge::OomKilled { id: id.clone() }) => if sent.is_err() { return },
+                    }
+                }
                 Nudge::Fetch { id, expect }
             }
         };
@@ -736,7 +755,8 @@ mod tests {
         p.request_resync();
         assert!(matches!(p.pop(), Some(Popped::Resync)));
         match p.pop() {
-            Some(Popped::Id(id, signal)) => {
+            Some(Popped::Id(id, signal, oom_killed)) => {
+                assert!(!oom_killed);
                 assert_eq!(id, "a");
                 assert_eq!(
                     signal,
@@ -748,7 +768,7 @@ mod tests {
             }
             _ => panic!("a pending"),
         }
-        assert!(matches!(p.pop(), Some(Popped::Id(id, Signal::Started)) if id == "b"));
+        assert!(matches!(p.pop(), Some(Popped::Id(id, Signal::Started, false)) if id == "b"));
         assert!(p.pop().is_none(), "one entry per id");
     }
 
@@ -786,5 +806,49 @@ mod tests {
             Signal::Started,
             "a restart after the exit wins"
         );
+    }
+
+    #[test]
+    fn an_oom_kill_survives_coalescing_with_the_exit_in_either_order() {
+        let exit = Signal::Exited {
+            exit_code: 137,
+            exited_at_nanos: 5,
+        };
+        for events in [
+            [Signal::OomKilled, exit, Signal::Changed],
+            [exit, Signal::OomKilled, Signal::Changed],
+        ] {
+            let p = Pending::default();
+            for e in events {
+                p.push("a", e);
+            }
+            match p.pop() {
+                Some(Popped::Id(id, signal, oom_killed)) => {
+                    assert_eq!(id, "a");
+                    assert_eq!(signal, exit, "the exit code is kept: {events:?}");
+                    assert!(oom_killed, "the OOM kill is kept: {events:?}");
+                }
+                _ => panic!("a pending"),
+            }
+            assert!(p.pop().is_none());
+        }
+        // An OOM kill alone is a fetch, flagged.
+        let p = Pending::default();
+        p.push("b", Signal::OomKilled);
+        assert!(matches!(p.pop(), Some(Popped::Id(id, Signal::OomKilled, true)) if id == "b"));
+        assert_eq!(Signal::OomKilled.expect(), Some(Expect::Any));
+    }
+
+    #[test]
+    fn the_oom_event_decodes_to_an_oom_kill() -> Result<(), RuntimeEventsError> {
+        let oom = encode(&TaskOom {
+            container_id: "c1".into(),
+        });
+        let event = RuntimeEvent::decode("/tasks/oom", &oom)?;
+        assert_eq!(
+            event.as_ref().and_then(RuntimeEvent::signal),
+            Some(("c1", Signal::OomKilled))
+        );
+        Ok(())
     }
 }

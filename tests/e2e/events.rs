@@ -3,7 +3,8 @@
 //! event stream alone; an exec (`ExecSync`) nudges nothing and gives no lifecycle event;
 //! the event source never nudges a sandbox; and containerd restarted while containers
 //! start and stop leaves the table equal to the runtime, with no duplicate `added` and no
-//! missed `removed`.
+//! missed `removed`; a real OOM kill (a container over its memory limit) is removed with
+//! reason `OOMKilled`, agreeing with what CRI reports afterwards.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -90,6 +91,54 @@ async fn a_started_container_is_added_and_a_killed_one_removed_through_events() 
     cri.remove_pod(&pod).await
 }
 
+/// A container over its memory limit is OOM-killed by the kernel; the `removed` record
+/// (events only, no periodic list) carries the state, exit code and reason CRI reports
+/// once it has caught up: EXITED, 137, `OOMKilled`.
+#[tokio::test]
+async fn an_oom_kill_is_removed_as_oom_killed_agreeing_with_cri() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let mut running = events_only_loop(lab);
+    running.wait_ready(true).await?;
+    let cri = lab.cri().await?;
+    let pod = cri
+        .create_pod(&PodSpec::new("ev-oom").namespace("e2e-events"))
+        .await?;
+    // PID 1 becomes dd, whose 64 MiB buffer cannot fit in 16 MiB: the kernel kills it.
+    let hog = ContainerSpec::new(
+        "hog",
+        "sleep 0.5; exec dd if=/dev/zero of=/dev/null bs=64M count=4",
+    )
+    .memory_limit(16 * 1024 * 1024);
+    let hog = cri.run_container(&pod, &hog).await?;
+    let removed = running.wait_event(&hog.id, Lifecycle::Removed).await?;
+    let status = cri
+        .wait_state(&hog, CriState::ContainerExited, TIMEOUT)
+        .await?;
+    ensure!(
+        status.reason == "OOMKilled",
+        "CRI does not report an OOM kill (is the memory cgroup limit applied?): {status:?}"
+    );
+    ensure!(
+        removed.record.state == ContainerState::Exited
+            && removed.record.exit_code == Some(status.exit_code)
+            && removed.record.reason.as_deref() == Some(status.reason.as_str()),
+        "removed {:?} / exit {:?} / {:?}, CRI: exit {} / {}",
+        removed.record.state,
+        removed.record.exit_code,
+        removed.record.reason,
+        status.exit_code,
+        status.reason
+    );
+    ensure!(
+        removed.record.finished.map(|t| t.unix_nanos) == Some(status.finished_at),
+        "finish time {:?}, CRI {}",
+        removed.record.finished,
+        status.finished_at
+    );
+    running.stop().await?;
+    cri.remove_pod(&pod).await
+}
+
 /// The event source alone: the real stream, decoded, exec exits and sandboxes dropped.
 #[tokio::test]
 async fn the_event_source_nudges_container_lifecycle_only_never_execs_or_sandboxes() -> Result<()> {
@@ -123,6 +172,9 @@ async fn the_event_source_nudges_container_lifecycle_only_never_execs_or_sandbox
         match nudge {
             Some(Nudge::Fetch { id, expect }) => seen.push((id, expect)),
             Some(Nudge::Resync) => bail!("resync without a stream break"),
+            Some(Nudge::OomKilled { id }) => {
+                bail!("an OOM nudge for {id}: nothing here ran out of memory")
+            }
             None => bail!("event source ended"),
         }
     }

@@ -19,11 +19,12 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatus,
     ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, KeyValue,
-    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListContainersRequest, ListPodSandboxRequest, Mount,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatus,
-    PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListContainersRequest,
+    ListPodSandboxRequest, Mount, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxStatus, PodSandboxStatusRequest, RemoveContainerRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
+    StopPodSandboxRequest,
 };
 use tonic::transport::Channel;
 
@@ -178,6 +179,8 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     /// Extra container annotations (the kubelet's are always set).
     pub annotations: BTreeMap<String, String>,
+    /// Memory limit in bytes (`linux.resources.memory_limit_in_bytes`); none when unset.
+    pub memory_limit_bytes: Option<i64>,
 }
 
 impl ContainerSpec {
@@ -199,6 +202,7 @@ impl ContainerSpec {
             host_mount: true,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            memory_limit_bytes: None,
         }
     }
 
@@ -238,6 +242,12 @@ impl ContainerSpec {
     /// Adds a container annotation.
     pub fn annotation(mut self, key: &str, value: &str) -> Self {
         self.annotations.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Sets a memory limit (the kernel OOM-kills the container's biggest process past it).
+    pub fn memory_limit(mut self, bytes: i64) -> Self {
+        self.memory_limit_bytes = Some(bytes);
         self
     }
 }
@@ -458,7 +468,12 @@ impl CriDriver {
                     namespace_options: Some(host_network_namespaces()),
                     ..Default::default()
                 }),
-                ..Default::default()
+                resources: spec
+                    .memory_limit_bytes
+                    .map(|bytes| LinuxContainerResources {
+                        memory_limit_in_bytes: bytes,
+                        ..Default::default()
+                    }),
             }),
             ..Default::default()
         };

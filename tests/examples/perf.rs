@@ -1,0 +1,954 @@
+//! The performance benchmarks of issue 5 item 4, on a real containerd, in one run that
+//! prints one table. An example rather than a `[[bench]]`, so CI builds it with the test
+//! build and runs only a smoke (`--smoke`, about 10 containers). Run it optimised, with
+//! a release `gannet` beside it (`scripts/bench.sh` builds both and the plugins):
+//!
+//! ```text
+//! cargo run --release -p gannet-e2e --example perf -- [--events N] [--poll N]
+//!     [--containers N] [--sync-reps N] [--steady-secs N] [--lab DIR] [--smoke]
+//!     [--only latency,sync,steady] [--rss-variants]
+//! ```
+//!
+//! Without `--lab` it starts a private containerd (tests/harness/containerd.sh) and tears
+//! it down at the end. Every figure is measured in this run, beside its comparison:
+//!
+//! - **a. detection latency** to the file output of a `gannet run` (the `gannet` next to
+//!   this executable, or `GANNET_BIN`): from `StartContainer` returning to the record's
+//!   `added` line in the file, and from `kill(2)` SIGKILL of the container's process to
+//!   its `removed` line; `events` mode (`--events` samples) against `poll` mode (`--poll`
+//!   samples), one container at a time, the default 3 s sync period.
+//! - **b. full sync** with `--containers` running (one pod each): Gannet's full sync
+//!   ([`gannet::discovery::FullSync`]: two lists, then concurrent verbose fetches) against
+//!   the reference algorithm built here from CRI calls (ListContainers, then per container
+//!   a verbose ContainerStatus, its pid checked in `/proc`, and a verbose PodSandboxStatus,
+//!   one after another), `--sync-reps` repetitions, interleaved (ABBA), medians.
+//! - **c. steady state** of a `gannet run` with the four example plugins over the same
+//!   containers for `--steady-secs`: CPU (% of one core, utime+stime from
+//!   `/proc/PID/stat`) and memory (VmRSS, VmHWM from `/proc/PID/status`).
+//!   `--rss-variants` also runs short variants to explain the RSS (no plugins, a warm
+//!   plugin cache, `MALLOC_ARENA_MAX=1`, `TOKIO_WORKER_THREADS=1`).
+//! - **d.** the plugin-chain throughput comes from `cargo bench -p gannet --bench
+//!   plugin_chain`; the table keeps a row for it.
+
+// The e2e harness, shared with the test binary.
+// Its unit tests' imports go unused in this binary's test build (`--all-targets`).
+#[path = "../e2e/harness/mod.rs"]
+#[allow(unused_imports)]
+mod harness;
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use gannet::discovery::{Config, FullSync, SyncMode};
+use harness::{wait_until, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet, PodSpec};
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ContainerState, ContainerStatusRequest, ListContainersRequest, PodSandboxStatusRequest,
+};
+
+/// Longest wait for one line in the output (poll mode needs up to a period plus the fetch).
+const LINE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for a `gannet run` to be ready, or for many records to arrive.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the output watcher looks at the file (the resolution of the latencies).
+const WATCH_STEP: Duration = Duration::from_micros(500);
+/// How long a steady-state run settles before CPU is sampled.
+const STEADY_SETTLE: Duration = Duration::from_secs(5);
+/// Timeout of one reference CRI call (the reference's default context timeout).
+const REFERENCE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The example plugins: crate (its .wasm name) -> the name deployed (sets the order).
+const PLUGINS: [(&str, &str); 4] = [
+    ("lc_filter", "10-lc-filter"),
+    ("team_labels", "20-team-labels"),
+    ("redact_env", "30-redact-env"),
+    ("route_by_namespace", "40-route-by-namespace"),
+];
+/// The namespace of the sync/steady pods: lc-filter keeps it, so records reach the output.
+const BENCH_NAMESPACE: &str = "shop";
+
+#[derive(Debug, Clone)]
+struct Args {
+    events: usize,
+    poll: usize,
+    containers: usize,
+    sync_reps: usize,
+    steady_secs: u64,
+    lab: Option<PathBuf>,
+    smoke: bool,
+    only: Vec<String>,
+    rss_variants: bool,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        events: 100,
+        poll: 20,
+        containers: 200,
+        sync_reps: 8,
+        steady_secs: 60,
+        lab: None,
+        smoke: false,
+        only: Vec::new(),
+        rss_variants: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--events" => args.events = value("--events")?.parse()?,
+            "--poll" => args.poll = value("--poll")?.parse()?,
+            "--containers" => args.containers = value("--containers")?.parse()?,
+            "--sync-reps" => args.sync_reps = value("--sync-reps")?.parse()?,
+            "--steady-secs" => args.steady_secs = value("--steady-secs")?.parse()?,
+            "--lab" => args.lab = Some(PathBuf::from(value("--lab")?)),
+            "--only" => args.only = value("--only")?.split(',').map(str::to_owned).collect(),
+            "--rss-variants" => args.rss_variants = true,
+            "--smoke" => {
+                args.smoke = true;
+                args.events = 10;
+                args.poll = 2;
+                args.containers = 10;
+                args.sync_reps = 2;
+                args.steady_secs = 5;
+            }
+            other => bail!(
+                "unknown argument {other:?}; use --events N --poll N --containers N \
+                 --sync-reps N --steady-secs N --lab DIR --smoke --only LIST --rss-variants"
+            ),
+        }
+    }
+    for part in &args.only {
+        ensure!(
+            ["latency", "sync", "steady"].contains(&part.as_str()),
+            "--only takes latency, sync, steady (comma-separated), not {part:?}"
+        );
+    }
+    Ok(args)
+}
+
+impl Args {
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A `gannet run` with a file output.
+
+/// What one agent run is given.
+struct AgentSpec<'a> {
+    mode: SyncMode,
+    plugins: bool,
+    cache_dir: Option<&'a Path>,
+    envs: Vec<(&'a str, &'a str)>,
+}
+
+/// A running `gannet run`, killed on drop.
+struct Agent {
+    child: Child,
+    dir: tempfile::TempDir,
+    output: PathBuf,
+}
+
+impl Agent {
+    fn start(lab: &Containerd, spec: &AgentSpec<'_>) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("gannet-perf-")
+            .tempdir_in(lab.lab())?;
+        let d = dir.path();
+        let output = d.join("out.jsonl");
+        let health = free_port()?;
+        let mut plugins = String::new();
+        if spec.plugins {
+            let plugin_dir = d.join("plugins");
+            deploy_plugins(&plugin_dir)?;
+            plugins = format!("[plugins]\ndir = \"{}\"\n", plugin_dir.display());
+            if let Some(cache) = spec.cache_dir {
+                plugins.push_str(&format!("cache_dir = \"{}\"\n", cache.display()));
+            }
+        }
+        let config = d.join("gannet.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[runtime]
+socket = "{socket}"
+sync_mode = "{mode}"
+shutdown_grace_period_secs = 2
+{plugins}
+[outputs.default]
+type = "file"
+path = "{output}"
+
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+
+[logging]
+level = "warn"
+"#,
+                socket = lab.socket().display(),
+                mode = spec.mode,
+                output = output.display(),
+                d = d.display(),
+            ),
+        )?;
+        std::fs::File::create(&output)?;
+        let stderr = std::fs::File::create(d.join("gannet.log"))?;
+        let child = Command::new(Gannet::bin()?)
+            .args(["run", "--node-name", "perf", "--config"])
+            .arg(&config)
+            .envs(spec.envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("starting gannet run")?;
+        let mut agent = Self { child, dir, output };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while http_status(health, "/readyz") != Some(200) {
+            if let Some(status) = agent.child.try_wait()? {
+                bail!(
+                    "gannet run exited ({status}) before ready:\n{}",
+                    agent.log()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "gannet run not ready after {START_TIMEOUT:?}:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(agent)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("gannet.log")).unwrap_or_default();
+        harness::tail(&text, 30)
+    }
+
+    /// `(event, container id)` of every line in the output so far.
+    fn lines(&self) -> Result<Vec<(String, String)>> {
+        let text = std::fs::read_to_string(&self.output)?;
+        Ok(text.lines().filter_map(parse_line).collect())
+    }
+
+    /// SIGTERM, then a bounded wait; SIGKILL after it.
+    fn stop(mut self) -> Result<()> {
+        signal(self.child.id(), libc::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!("gannet run did not stop within 10 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Copies the four example plugins (built wasm + sidecar) into `dir`.
+fn deploy_plugins(dir: &Path) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = root.join("plugins/target/wasm32-wasip2/release");
+    std::fs::create_dir_all(dir)?;
+    for (krate, name) in PLUGINS {
+        let built = wasm.join(format!("{krate}.wasm"));
+        ensure!(
+            built.is_file(),
+            "{} is missing: build the plugins first (cargo build --manifest-path \
+             plugins/Cargo.toml --target wasm32-wasip2 --release)",
+            built.display()
+        );
+        std::fs::copy(&built, dir.join(format!("{name}.wasm")))?;
+        std::fs::copy(
+            root.join(format!("examples/plugins/{name}.toml")),
+            dir.join(format!("{name}.toml")),
+        )?;
+    }
+    Ok(())
+}
+
+fn parse_line(line: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some((
+        v["event"].as_str()?.to_owned(),
+        v["record"]["id"].as_str()?.to_owned(),
+    ))
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// GET over plain TCP; the status code, or `None` when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[allow(unsafe_code)]
+fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
+    let pid = libc::pid_t::try_from(pid)?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    ensure!(
+        rc == 0,
+        "kill({pid}, {sig}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// a. Detection latency to the file output.
+
+/// When each `(event, id)` line appeared in the output file.
+type Seen = Arc<Mutex<HashMap<(String, String), Instant>>>;
+
+/// A thread that tails the output file and stamps each new line when it sees it.
+struct Watcher {
+    seen: Seen,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(path: &Path) -> Result<Self> {
+        let mut file = std::fs::File::open(path)?;
+        let seen: Seen = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut offset = 0u64;
+            let mut partial = String::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+                if len > offset {
+                    let mut chunk = String::new();
+                    if file.seek(SeekFrom::Start(offset)).is_ok()
+                        && file.read_to_string(&mut chunk).is_ok()
+                    {
+                        let at = Instant::now();
+                        offset += chunk.len() as u64;
+                        partial.push_str(&chunk);
+                        while let Some(end) = partial.find('\n') {
+                            let line: String = partial.drain(..=end).collect();
+                            if let Some(key) = parse_line(&line) {
+                                if let Ok(mut m) = seen2.lock() {
+                                    m.entry(key).or_insert(at);
+                                }
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(WATCH_STEP);
+            }
+        });
+        Ok(Self {
+            seen,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    async fn wait(&self, event: &str, id: &str) -> Result<Instant> {
+        let key = (event.to_owned(), id.to_owned());
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if let Some(at) = self.seen.lock().ok().and_then(|m| m.get(&key).copied()) {
+                return Ok(at);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no {event} line for {id} within {LINE_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Latencies of one mode.
+#[derive(Default)]
+struct Latencies {
+    start: Vec<Duration>,
+    kill: Vec<Duration>,
+}
+
+async fn measure_latency(
+    lab: &Containerd,
+    cri: &CriDriver,
+    mode: SyncMode,
+    n: usize,
+) -> Result<Latencies> {
+    let agent = Agent::start(
+        lab,
+        &AgentSpec {
+            mode,
+            plugins: false,
+            cache_dir: None,
+            envs: Vec::new(),
+        },
+    )?;
+    let watcher = Watcher::start(&agent.output)?;
+    let pod = cri
+        .create_pod(&PodSpec::new(&format!("lat-{mode}")).namespace("perf"))
+        .await?;
+    let mut out = Latencies::default();
+    for i in 0..n {
+        let c = cri
+            .create_container(&pod, &ContainerSpec::sleeper(&format!("c{i}")))
+            .await?;
+        cri.start(&c).await?;
+        let started = Instant::now();
+        let added = watcher
+            .wait("added", &c.id)
+            .await
+            .map_err(|e| e.context(agent.log()))?;
+        out.start.push(added.saturating_duration_since(started));
+
+        let pid = cri.container_pid(&c).await?;
+        let killed = Instant::now();
+        signal(pid, libc::SIGKILL)?;
+        let removed = watcher
+            .wait("removed", &c.id)
+            .await
+            .map_err(|e| e.context(agent.log()))?;
+        out.kill.push(removed.saturating_duration_since(killed));
+        // Gannet may report the exit before CRI has finished its own bookkeeping.
+        cri.wait_state(&c, ContainerState::ContainerExited, LINE_TIMEOUT)
+            .await?;
+        cri.remove(&c).await?;
+    }
+    drop(watcher);
+    agent.stop()?;
+    cri.remove_pod(&pod).await?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// b. Full sync, Gannet against the reference algorithm.
+
+/// The reference's full sync: ListContainers, then for each running or exited container
+/// a verbose ContainerStatus (its info JSON parsed, its pid checked in /proc) and a
+/// verbose PodSandboxStatus for its labels, one call after another. Returns how many
+/// containers it found running.
+async fn reference_sync(client: &RuntimeServiceClient<tonic::transport::Channel>) -> Result<usize> {
+    let mut c = client.clone();
+    let list = tokio::time::timeout(
+        REFERENCE_CALL_TIMEOUT,
+        c.list_containers(ListContainersRequest { filter: None }),
+    )
+    .await??
+    .into_inner();
+    let mut running = 0;
+    for container in list.containers {
+        let state = container.state;
+        if state != ContainerState::ContainerRunning as i32
+            && state != ContainerState::ContainerExited as i32
+        {
+            continue;
+        }
+        let status = tokio::time::timeout(
+            REFERENCE_CALL_TIMEOUT,
+            c.container_status(ContainerStatusRequest {
+                container_id: container.id.clone(),
+                verbose: true,
+            }),
+        )
+        .await??
+        .into_inner();
+        let info: serde_json::Value = match status.info.get("info") {
+            Some(raw) => serde_json::from_str(raw)?,
+            None => continue,
+        };
+        let pid = info["pid"].as_u64().unwrap_or(0);
+        let alive = pid > 0 && Path::new(&format!("/proc/{pid}/stat")).exists();
+        let cri_running = status
+            .status
+            .as_ref()
+            .is_some_and(|s| s.state == ContainerState::ContainerRunning as i32);
+        if cri_running && alive {
+            running += 1;
+        }
+        let sandbox = tokio::time::timeout(
+            REFERENCE_CALL_TIMEOUT,
+            c.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: container.pod_sandbox_id.clone(),
+                verbose: true,
+            }),
+        )
+        .await??
+        .into_inner();
+        // The reference copies the pod labels into the record.
+        std::hint::black_box(sandbox.status.map(|s| s.labels.len()));
+    }
+    Ok(running)
+}
+
+struct SyncTimes {
+    gannet_cold: Duration,
+    gannet: Vec<Duration>,
+    reference: Vec<Duration>,
+    found: usize,
+}
+
+async fn measure_sync(lab: &Containerd, reps: usize, expected: usize) -> Result<SyncTimes> {
+    let config = Config {
+        socket_flag: Some(lab.socket()),
+        containerd_state_dir: Some(lab.lab().join("state")),
+        ..Config::default()
+    };
+    let gannet = FullSync::connect(&config).await?;
+    let channel = gannet::cri::connect_channel(&lab.socket()).await?;
+    let reference = RuntimeServiceClient::new(channel);
+    // The first Gannet sync also asks the snapshot service for every upperdir (cached
+    // for the container's life afterwards); it is reported on its own.
+    let t = Instant::now();
+    let records = gannet.run(false).await?;
+    let gannet_cold = t.elapsed();
+    ensure!(
+        records.len() >= expected,
+        "Gannet's sync found {} running containers, expected at least {expected}",
+        records.len()
+    );
+    // One untimed reference pass, so both sides start with warm connections.
+    let found = reference_sync(&reference).await?;
+    ensure!(
+        found >= expected,
+        "the reference sync found {found} running containers, expected at least {expected}"
+    );
+    let mut out = SyncTimes {
+        gannet_cold,
+        gannet: Vec::with_capacity(reps),
+        reference: Vec::with_capacity(reps),
+        found: records.len(),
+    };
+    for rep in 0..reps {
+        // ABBA order, so neither side always runs right after the other.
+        let gannet_first = rep % 4 == 0 || rep % 4 == 3;
+        for turn in 0..2 {
+            let t = Instant::now();
+            if (turn == 0) == gannet_first {
+                let n = gannet.run(false).await?.len();
+                out.gannet.push(t.elapsed());
+                ensure!(
+                    n == records.len(),
+                    "Gannet's sync found {n}, then {}",
+                    records.len()
+                );
+            } else {
+                let n = reference_sync(&reference).await?;
+                out.reference.push(t.elapsed());
+                ensure!(n == found, "the reference found {n}, then {found}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `n` pods of one sleeper each in [`BENCH_NAMESPACE`].
+async fn start_pods(cri: &CriDriver, n: usize) -> Result<Vec<CriContainer>> {
+    let mut containers = Vec::with_capacity(n);
+    for i in 0..n {
+        let pod = cri
+            .create_pod(
+                &PodSpec::new(&format!("sync{i}"))
+                    .namespace(BENCH_NAMESPACE)
+                    .label("app.kubernetes.io/team", "bench"),
+            )
+            .await?;
+        containers.push(
+            cri.run_container(&pod, &ContainerSpec::sleeper("app"))
+                .await?,
+        );
+    }
+    for c in &containers {
+        cri.wait_state(c, ContainerState::ContainerRunning, LINE_TIMEOUT)
+            .await?;
+    }
+    Ok(containers)
+}
+
+// ---------------------------------------------------------------------------------------
+// c. Steady state.
+
+struct Steady {
+    label: String,
+    secs: f64,
+    cpu_percent: f64,
+    rss_kib: u64,
+    hwm_kib: u64,
+    threads: u64,
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    ensure!(fields.len() > 12, "short /proc/{pid}/stat: {stat}");
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf takes and returns plain integers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ensure!(hz > 0, "sysconf(_SC_CLK_TCK) failed");
+    Ok(ticks as f64 / hz as f64)
+}
+
+/// `(VmRSS, VmHWM, Threads)` of `pid`, in KiB (threads: a count).
+fn memory(pid: u32) -> Result<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("empty field")?
+            .parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?, field("Threads:")?))
+}
+
+async fn measure_steady(
+    lab: &Containerd,
+    label: &str,
+    spec: &AgentSpec<'_>,
+    expected: &[CriContainer],
+    secs: u64,
+) -> Result<Steady> {
+    let agent = Agent::start(lab, spec)?;
+    // Every container's record reached the output (through the plugins).
+    wait_until(
+        START_TIMEOUT,
+        "every bench record in the output",
+        || async {
+            let added: std::collections::HashSet<String> = agent
+                .lines()?
+                .into_iter()
+                .filter(|(e, _)| e == "added")
+                .map(|(_, id)| id)
+                .collect();
+            Ok(expected.iter().all(|c| added.contains(&c.id)).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| e.context(agent.log()))?;
+    tokio::time::sleep(STEADY_SETTLE).await;
+    let pid = agent.pid();
+    let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed());
+    let (rss_kib, hwm_kib, threads) = memory(pid)?;
+    agent.stop()?;
+    Ok(Steady {
+        label: label.to_owned(),
+        secs: elapsed.as_secs_f64(),
+        cpu_percent: (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0,
+        rss_kib,
+        hwm_kib,
+        threads,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The table.
+
+/// The `q` quantile (nearest rank) of sorted `v`.
+fn quantile(v: &[Duration], q: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn yes_no(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+fn latency_row(what: &str, v: &mut [Duration], target: &str) {
+    v.sort();
+    println!(
+        "| 4a | {what} | {} | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | {target} |",
+        v.len(),
+        ms(quantile(v, 0.50)),
+        ms(quantile(v, 0.99)),
+        ms(v.last().copied().unwrap_or_default()),
+    );
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    quantile(v, 0.5)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    let private = match &args.lab {
+        Some(_) => None,
+        None => Some(Containerd::private("perf")?),
+    };
+    let attached = match &args.lab {
+        Some(dir) => Some(Containerd::attach(dir)?),
+        None => None,
+    };
+    let lab = private
+        .as_ref()
+        .or(attached.as_ref())
+        .context("no containerd lab")?;
+    let cri = lab.cri().await?;
+    let bin = Gannet::bin()?;
+    eprintln!("perf: gannet binary {}", bin.display());
+
+    let mut latency = None;
+    if args.runs("latency") {
+        eprintln!(
+            "perf: detection latency, events mode, {} samples",
+            args.events
+        );
+        let events = measure_latency(lab, &cri, SyncMode::Events, args.events).await?;
+        eprintln!("perf: detection latency, poll mode, {} samples", args.poll);
+        let poll = measure_latency(lab, &cri, SyncMode::Poll, args.poll).await?;
+        latency = Some((events, poll));
+    }
+    let mut sync = None;
+    let mut steady = Vec::new();
+    if args.runs("sync") || args.runs("steady") {
+        eprintln!("perf: starting {} pods x 1 container", args.containers);
+        let t = Instant::now();
+        let containers = start_pods(&cri, args.containers).await?;
+        eprintln!("perf: started in {:.1} s", t.elapsed().as_secs_f64());
+        if args.runs("sync") {
+            eprintln!("perf: full sync, {} repetitions each", args.sync_reps);
+            sync = Some(measure_sync(lab, args.sync_reps, containers.len()).await?);
+        }
+        if args.runs("steady") {
+            eprintln!("perf: steady state, {} s", args.steady_secs);
+            let spec = AgentSpec {
+                mode: SyncMode::Events,
+                plugins: true,
+                cache_dir: None,
+                envs: Vec::new(),
+            };
+            steady.push(
+                measure_steady(lab, "4 plugins", &spec, &containers, args.steady_secs).await?,
+            );
+            if args.rss_variants {
+                let cache = tempfile::tempdir()?;
+                // The agent refuses a cache others can read.
+                std::fs::set_permissions(
+                    cache.path(),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )?;
+                let variant_secs = args.steady_secs.min(20);
+                let variants: Vec<(&str, AgentSpec<'_>)> = vec![
+                    (
+                        "no plugins",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: false,
+                            cache_dir: None,
+                            envs: Vec::new(),
+                        },
+                    ),
+                    (
+                        "4 plugins, plugin cache (fill)",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: true,
+                            cache_dir: Some(cache.path()),
+                            envs: Vec::new(),
+                        },
+                    ),
+                    (
+                        "4 plugins, plugin cache (warm)",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: true,
+                            cache_dir: Some(cache.path()),
+                            envs: Vec::new(),
+                        },
+                    ),
+                    (
+                        "4 plugins, MALLOC_ARENA_MAX=1",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: true,
+                            cache_dir: None,
+                            envs: vec![("MALLOC_ARENA_MAX", "1")],
+                        },
+                    ),
+                    (
+                        "4 plugins, TOKIO_WORKER_THREADS=1",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: true,
+                            cache_dir: None,
+                            envs: vec![("TOKIO_WORKER_THREADS", "1")],
+                        },
+                    ),
+                ];
+                for (label, spec) in &variants {
+                    eprintln!("perf: steady-state variant {label}, {variant_secs} s");
+                    steady.push(measure_steady(lab, label, spec, &containers, variant_secs).await?);
+                }
+            }
+        }
+        eprintln!("perf: removing the pods");
+    }
+    drop(cri);
+
+    println!();
+    println!(
+        "Gannet benchmarks on containerd ({} build of gannet{}):",
+        if bin.components().any(|c| c.as_os_str() == "release") {
+            "release"
+        } else {
+            "debug"
+        },
+        if args.smoke {
+            ", SMOKE: figures mean nothing"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!("| item | what | n | measured | comparison / target |");
+    println!("|---|---|---|---|---|");
+    if let Some((mut events, mut poll)) = latency {
+        latency_row(
+            "StartContainer -> `added` line in the file, `events`",
+            &mut events.start,
+            "p99 <= 50 ms",
+        );
+        latency_row(
+            "kill -9 -> `removed` line in the file, `events`",
+            &mut events.kill,
+            "p99 <= 50 ms",
+        );
+        latency_row(
+            "StartContainer -> `added` line, `poll`",
+            &mut poll.start,
+            "-",
+        );
+        latency_row("kill -9 -> `removed` line, `poll`", &mut poll.kill, "-");
+        let p99 = quantile(&events.start, 0.99).max(quantile(&events.kill, 0.99));
+        let poll_p50 = quantile(&poll.start, 0.50).min(quantile(&poll.kill, 0.50));
+        let ratio = poll_p50.as_secs_f64() / p99.as_secs_f64().max(1e-9);
+        println!(
+            "| 4a | events p99 (worst of start, kill) vs poll p50 (best of the two) | - | {:.1} ms vs {:.0} ms: {ratio:.0}x | p99 <= 50 ms: {}; >= 30x: {} |",
+            ms(p99),
+            ms(poll_p50),
+            yes_no(p99 <= Duration::from_millis(50)),
+            yes_no(ratio >= 30.0),
+        );
+    }
+    if let Some(mut s) = sync {
+        let g = median(&mut s.gannet);
+        let r = median(&mut s.reference);
+        let ratio = r.as_secs_f64() / g.as_secs_f64().max(1e-9);
+        println!(
+            "| 4b | full sync, Gannet (2 lists + concurrent verbose fetches, upperdir cached), {} containers | {} | median {:.1} ms (min {:.1}, max {:.1}) | - |",
+            s.found,
+            s.gannet.len(),
+            ms(g),
+            ms(s.gannet.first().copied().unwrap_or_default()),
+            ms(s.gannet.last().copied().unwrap_or_default()),
+        );
+        println!(
+            "| 4b | full sync, Gannet's first (cold: + one Snapshots.Mounts per container) | 1 | {:.1} ms | - |",
+            ms(s.gannet_cold),
+        );
+        println!(
+            "| 4b | full sync, reference (list + sequential verbose ContainerStatus + PodSandboxStatus) | {} | median {:.1} ms (min {:.1}, max {:.1}) | - |",
+            s.reference.len(),
+            ms(r),
+            ms(s.reference.first().copied().unwrap_or_default()),
+            ms(s.reference.last().copied().unwrap_or_default()),
+        );
+        println!(
+            "| 4b | reference / Gannet (medians) | - | {ratio:.1}x | >= 2x: {} |",
+            yes_no(ratio >= 2.0)
+        );
+    }
+    for (i, s) in steady.iter().enumerate() {
+        let target = if i == 0 {
+            format!(
+                "CPU <= 0.5%: {}; RSS <= 40 MB: {}",
+                yes_no(s.cpu_percent <= 0.5),
+                yes_no(s.rss_kib <= 40 * 1024)
+            )
+        } else {
+            "(RSS breakdown)".to_owned()
+        };
+        println!(
+            "| 4c | steady state, {} containers, events mode, {} | {:.0} s | CPU {:.2}% of one core; VmRSS {:.1} MiB, VmHWM {:.1} MiB; {} threads | {target} |",
+            args.containers,
+            s.label,
+            s.secs,
+            s.cpu_percent,
+            s.rss_kib as f64 / 1024.0,
+            s.hwm_kib as f64 / 1024.0,
+            s.threads,
+        );
+    }
+    println!(
+        "| 4d | plugin chain throughput (lc-filter -> team-labels -> redact-env) | - | from `cargo bench -p gannet --bench plugin_chain` (docs/BENCHMARKS.md, Plugin chain) | >= 200,000 records/s |"
+    );
+    if let Some(lab) = private {
+        lab.down()?;
+    }
+    Ok(())
+}
