@@ -157,11 +157,7 @@ impl Reloadable {
             warn!(message = "Logging not reloaded.", error = %format!("{e:#}"));
         }
         if let Some(set) = self.plugins.clone() {
-            let reloading = tokio::task::spawn_blocking(move || {
-                let summary = set.reload();
-                release_freed_heap();
-                summary
-            });
+            let reloading = tokio::task::spawn_blocking(move || set.reload());
             match reloading.await {
                 Ok(Ok(summary)) => info!(
                     message = "Plugins reloaded.",
@@ -388,7 +384,6 @@ async fn start_plugins(
     })
     .await
     .context("plugin loading stopped")??;
-    release_freed_heap();
     let set = Arc::new(set);
     let watcher = match crate::plugins::watch(set.clone(), PLUGIN_RELOAD_DEBOUNCE) {
         Ok(w) => Some(w),
@@ -402,24 +397,6 @@ async fn start_plugins(
         stage: Arc::new(stage),
         _watcher: watcher,
     }))
-}
-
-/// Hands the heap memory that plugin compilation freed back to the kernel.
-///
-/// Compiling plugins in-process (no `plugins.cache_dir`, or a cold cache) allocates tens
-/// of MB on Cranelift's worker threads and frees it on return, but glibc keeps those
-/// pages in the threads' arenas: measured with the four example plugins, VmRSS stayed at
-/// 42 MB after the compile against 20 MB when the same plugins were loaded from a warm
-/// cache (docs/BENCHMARKS.md, "Steady state"). `malloc_trim` returns the free pages of
-/// every arena; later allocations are unaffected.
-fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: malloc_trim takes a plain integer, touches only glibc's own allocator
-    // state (under its locks) and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The plugin stage as the pipeline's chain.
