@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gannet::plugins::{
@@ -12,46 +12,10 @@ use gannet::plugins::{
 };
 use gannet::{ContainerRecord, Lifecycle};
 
+mod common;
+use common::wasm;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Builds `tests/plugins` for wasm32-wasip2 once per test process (a file lock keeps
-/// concurrent test binaries from building at the same time) and returns the output dir.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
-        let target = workspace.join("target");
-        std::fs::create_dir_all(&target).ok();
-        let lock = std::fs::File::create(target.join(".build-lock")).ok();
-        if let Some(lock) = &lock {
-            lock.lock().ok();
-        }
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(workspace.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .status();
-        assert!(
-            matches!(status, Ok(s) if s.success()),
-            "building tests/plugins failed: {status:?}"
-        );
-        target.join("wasm32-wasip2/release")
-    })
-}
-
-fn wasm(name: &str) -> PathBuf {
-    plugin_dir().join(format!("{}.wasm", name.replace('-', "_")))
-}
 
 fn engine() -> Result<PluginEngine, Box<dyn std::error::Error>> {
     Ok(PluginEngine::new(EngineOptions::default())?)

@@ -6,50 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+
+mod common;
+use common::wasm;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Builds `tests/plugins` for wasm32-wasip2 once per test process (the same build, target
-/// directory and file lock as `plugin_engine.rs`) and returns the output dir.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins");
-        let target = workspace.join("target");
-        std::fs::create_dir_all(&target).ok();
-        let lock = std::fs::File::create(target.join(".build-lock")).ok();
-        if let Some(lock) = &lock {
-            lock.lock().ok();
-        }
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(workspace.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .status();
-        assert!(
-            matches!(status, Ok(s) if s.success()),
-            "building tests/plugins failed: {status:?}"
-        );
-        target.join("wasm32-wasip2/release")
-    })
-}
 
 /// Copies test plugin `name` into `dir` as `name.wasm`, with its sidecar if given.
 fn install(dir: &Path, name: &str, sidecar: Option<&str>) -> Result<PathBuf, std::io::Error> {
     let file = format!("{name}.wasm");
     let dest = dir.join(&file);
-    std::fs::copy(plugin_dir().join(file.replace('-', "_")), &dest)?;
+    std::fs::copy(wasm(name), &dest)?;
     if let Some(text) = sidecar {
         std::fs::write(dest.with_extension("toml"), text)?;
     }
