@@ -153,6 +153,23 @@ impl Agent {
         ensure!(ok, "kill -{sig} failed");
         Ok(())
     }
+    /// Sends SIGTERM and waits (up to `TIMEOUT`) for a successful exit.
+    async fn terminate(&mut self) -> Result<()> {
+        self.signal("TERM")?;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let exit = loop {
+            if let Some(s) = self.child.try_wait()? {
+                break s;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "gannet did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ensure!(exit.success(), "exit status after SIGTERM: {exit:?}");
+        Ok(())
+    }
 }
 
 impl Drop for Agent {
@@ -320,19 +337,7 @@ health_listen = "127.0.0.1:{health}"
                 .any(|e| e["record"]["state"] == "exited" || e["event"] == "removed"),
             "the exit is still lingering in the output queue before SIGTERM"
         );
-        agent.signal("TERM")?;
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        let exit = loop {
-            if let Some(s) = agent.child.try_wait()? {
-                break s;
-            }
-            ensure!(
-                std::time::Instant::now() < deadline,
-                "gannet did not exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        ensure!(exit.success(), "exit status after SIGTERM: {exit:?}");
+        agent.terminate().await?;
         let events = receiver.events();
         ensure!(
             container_events(&events, &c_b.id)
@@ -707,19 +712,7 @@ health_listen = "127.0.0.1:{health}"
         let live = get_unix(&api, &format!("/v1/containers?namespace={ns_b}")).await?;
         ensure!(!live.contains(&c_b.id), "b still live in the API: {live}");
 
-        agent.signal("TERM")?;
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        let exit = loop {
-            if let Some(s) = agent.child.try_wait()? {
-                break s;
-            }
-            ensure!(
-                std::time::Instant::now() < deadline,
-                "no exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        ensure!(exit.success(), "exit status after SIGTERM: {exit:?}");
+        agent.terminate().await?;
         http_task.abort();
         grpc_task.abort();
 
