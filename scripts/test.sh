@@ -8,7 +8,8 @@
 # 2. checks formatting and clippy (warnings are errors);
 # 3. validates deploy/daemonset.yaml; builds the binaries (the e2e tests run target/debug/gannet) and the example plugins;
 # 4. starts one containerd for the whole suite (tests/harness/containerd.sh up), runs
-#    `cargo test --workspace` against it (GANNET_E2E_LAB), runs the README's main job
+#    `cargo test --workspace` against it (GANNET_E2E_LAB) and the example plugins' own
+#    unit tests (natively, against MockContainer), runs the README's main job
 #    (scripts/demo.sh --duration 20) as a smoke test, compiles the benches;
 # 5. always tears the containerd down, whatever failed.
 #
@@ -83,6 +84,11 @@ bash "$HARNESS" up "$LAB" >/dev/null
 step "cargo test --workspace"
 TEST_LOG="$(mktemp /tmp/gannet-cargo-test.XXXXXX.log)"
 GANNET_E2E_LAB="$LAB" cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TEST_LOG"
+
+if [ -f plugins/Cargo.toml ]; then
+  step "cargo test: the example plugins' own unit tests (native, against MockContainer)"
+  env -u CARGO_TARGET_DIR cargo test --manifest-path plugins/Cargo.toml "${locked[@]}" 2>&1 | tee -a "$TEST_LOG"
+fi
 
 step "README main job: scripts/demo.sh --duration 20 (smoke test)"
 DEMO_LOG="$(mktemp /tmp/gannet-demo-smoke.XXXXXX.log)"

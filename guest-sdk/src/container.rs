@@ -6,6 +6,7 @@
 //! target it wraps a [`MockContainer`](crate::testing::MockContainer) with the same
 //! behaviour, for unit tests.
 
+use crate::selection::{Field, Selection};
 use crate::types::{pairs, ContainerState, Mount};
 
 #[cfg(target_arch = "wasm32")]
@@ -20,8 +21,9 @@ type Inner<'a> = (crate::testing::MockHandle, std::marker::PhantomData<&'a ()>);
 /// on an error, a trap or a deadline hit the host discards them all. Identity fields
 /// (id, pid, state, ...) are read-only.
 ///
-/// Each method is one call into the host (about 150-200 ns): read only what you need,
-/// prefer `label`/`label_values` over `labels`, and match env names in the host with
+/// Each method is one call into the host (a few hundred ns): read only what you need,
+/// read several values with one [`select`](Self::select), prefer `label`/`label_values`
+/// over `labels`, and match env names in the host with
 /// [`env_matching`](Self::env_matching) / [`mask_env_matching`](Self::mask_env_matching).
 ///
 /// ```
@@ -151,6 +153,26 @@ impl<'a> Container<'a> {
     /// ```
     pub fn state(&self) -> ContainerState {
         self.handle().state().into()
+    }
+
+    /// Any number of values in one call into the host: the cheapest way to read several
+    /// fields, whatever mix of record fields and map keys they are. Build `fields` once
+    /// (in your `init` function) and pass it on every call. See [`Selection`].
+    ///
+    /// ```
+    /// # use gannet_guest::testing::MockContainer;
+    /// use gannet_guest::Field;
+    /// let record = gannet_guest::Container::from(
+    ///     MockContainer::new().namespace("shop").env("LOG_LEVEL", "debug").sandbox(false),
+    /// );
+    /// let fields = vec![Field::Namespace, Field::Env("LOG_LEVEL".into()), Field::IsSandbox];
+    /// let values = record.select(&fields);
+    /// assert_eq!(values.get(0), Some("shop"));
+    /// assert_eq!(values.get(1), Some("debug"));
+    /// assert_eq!(values.get(2), Some("false"));
+    /// ```
+    pub fn select(&self, fields: &[Field]) -> Selection {
+        Selection::from_wit(self.handle().select(fields))
     }
 
     /// One container label.

@@ -43,6 +43,7 @@
 mod container;
 mod error;
 mod host;
+mod selection;
 mod types;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -68,6 +69,7 @@ pub mod wit {
 pub use container::Container;
 pub use error::{Error, Result};
 pub use host::{log, node_name};
+pub use selection::{Field, Selection};
 pub use types::{ContainerState, Level, Lifecycle, Mount, Verdict};
 
 /// Exports a function as the plugin's `process`, with typed config checked once in `init`.

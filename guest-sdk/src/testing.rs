@@ -362,6 +362,24 @@ impl MockContainer {
 pub(crate) struct MockHandle(pub(crate) MockContainer);
 
 impl MockHandle {
+    pub(crate) fn select(&self, fields: &[wit::Field]) -> wit::Selection {
+        let m = &self.0;
+        let numbers: Vec<Option<String>> = fields
+            .iter()
+            .map(|field| match field {
+                wit::Field::Pid => Some(m.pid.to_string()),
+                wit::Field::ExitCode => m.exit_code.map(|c| c.to_string()),
+                wit::Field::RestartCount => Some(m.restart_count.to_string()),
+                _ => None,
+            })
+            .collect();
+        crate::selection::pack(
+            fields
+                .iter()
+                .zip(&numbers)
+                .map(|(field, number)| selected(m, field, number)),
+        )
+    }
     pub(crate) fn state(&self) -> wit::ContainerState {
         self.0.state.into()
     }
@@ -564,6 +582,49 @@ field_accessors! {
     pod_name -> String; pod_uid -> String; container_name -> String; is_sandbox -> bool;
 }
 
+/// The text of `field` in the mock, as the host would give it; `number` holds the
+/// formatted value of the numeric fields.
+fn selected<'a>(
+    m: &'a MockContainer,
+    field: &'a wit::Field,
+    number: &'a Option<String>,
+) -> Option<&'a str> {
+    match field {
+        wit::Field::Pid | wit::Field::ExitCode | wit::Field::RestartCount => number.as_deref(),
+        wit::Field::Id => Some(&m.id),
+        wit::Field::Name => Some(&m.name),
+        wit::Field::State => Some(m.state.as_str()),
+        wit::Field::Created => m.created.as_deref(),
+        wit::Field::Started => m.started.as_deref(),
+        wit::Field::Finished => m.finished.as_deref(),
+        wit::Field::Reason => m.reason.as_deref(),
+        wit::Field::SandboxId => Some(&m.sandbox_id),
+        wit::Field::RuntimeName => Some(&m.runtime_name),
+        wit::Field::Snapshotter => m.snapshotter.as_deref(),
+        wit::Field::Image => Some(&m.image),
+        wit::Field::ImageDigest => m.image_digest.as_deref(),
+        wit::Field::LogPath => Some(&m.log_path),
+        wit::Field::LogFormat => Some(&m.log_format),
+        wit::Field::CgroupPath => m.cgroup_path.as_deref(),
+        wit::Field::HostsPath => m.hosts_path.as_deref(),
+        wit::Field::HostnamePath => m.hostname_path.as_deref(),
+        wit::Field::Hostname => m.hostname.as_deref(),
+        wit::Field::UpperDir => m.upper_dir.as_deref(),
+        wit::Field::RootfsDir => m.rootfs_dir.as_deref(),
+        wit::Field::Namespace => Some(&m.namespace),
+        wit::Field::PodName => Some(&m.pod_name),
+        wit::Field::PodUid => Some(&m.pod_uid),
+        wit::Field::ContainerName => Some(&m.container_name),
+        wit::Field::IsSandbox => Some(if m.is_sandbox { "true" } else { "false" }),
+        wit::Field::Label(k) => m.labels.get(k).map(String::as_str),
+        wit::Field::PodLabel(k) => m.pod_labels.get(k).map(String::as_str),
+        wit::Field::Annotation(k) => m.annotations.get(k).map(String::as_str),
+        wit::Field::PodAnnotation(k) => m.pod_annotations.get(k).map(String::as_str),
+        wit::Field::Env(k) => m.env.get(k).map(String::as_str),
+        wit::Field::Tag(k) => m.tags.get(k).map(String::as_str),
+    }
+}
+
 fn values(map: &BTreeMap<String, String>, keys: &[String]) -> Vec<Option<String>> {
     keys.iter().map(|k| map.get(k).cloned()).collect()
 }
@@ -729,6 +790,43 @@ struct MountJson {
 mod tests {
     use super::*;
     use crate::Container;
+
+    #[test]
+    fn select_reads_numbers_maps_and_missing_values_like_the_host() {
+        let mut mock = MockContainer::new()
+            .pod_label("app", "web")
+            .label("tier", "api");
+        mock.pid = 42;
+        mock.exit_code = Some(-1);
+        let mut record = Container::from(mock);
+        record.set_tag("team", "a");
+        let fields = [
+            wit::Field::Pid,
+            wit::Field::ExitCode,
+            wit::Field::RestartCount,
+            wit::Field::State,
+            wit::Field::PodLabel("app".into()),
+            wit::Field::Label("tier".into()),
+            wit::Field::Annotation("none".into()),
+            wit::Field::Tag("team".into()),
+            wit::Field::Reason,
+        ];
+        let values = record.select(&fields);
+        assert_eq!(
+            values.iter().collect::<Vec<_>>(),
+            [
+                Some("42"),
+                Some("-1"),
+                Some("0"),
+                Some("running"),
+                Some("web"),
+                Some("api"),
+                None,
+                Some("a"),
+                None
+            ]
+        );
+    }
 
     #[test]
     fn glob_matches_like_the_host() {

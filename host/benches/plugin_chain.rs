@@ -1,22 +1,20 @@
 //! Per-record cost of the plugin chain, with a realistic record (30 labels, 40 env vars,
 //! 10 mounts, 10 annotations): no plugins, a no-op plugin, probes that read one field and
-//! four fields (+ two tag writes), each example plugin, the chain lc-filter -> team-labels
+//! four fields (+ two tag writes; the four read with one `select`, and again with one
+//! accessor call each), each example plugin, the chain lc-filter -> team-labels
 //! -> redact-env, and the same three written natively in Rust (the ratio baseline).
 //!
 //! The wasm plugins are built from source (`plugins/`, wasm32-wasip2, release) before
 //! measuring. Run: `cargo bench -p gannet --bench plugin_chain`. Results: docs/BENCHMARKS.md.
-
-// `criterion_group!` defines an undocumented public function.
-#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use gannet::plugins::{
     ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine,
     PluginMetrics, Sidecar,
@@ -205,11 +203,17 @@ impl Loader {
     }
 }
 
+/// One benchmarked thing: its name and one step (one record through it).
+struct Case {
+    name: String,
+    step: Box<dyn FnMut()>,
+}
+
 /// Runs `chain` over one record, again and again: each call gets what the last one left.
-fn bench_chain(c: &mut Criterion, name: &str, chain: &PluginChain, record: &ContainerRecord) {
+fn chain_case(name: &str, chain: PluginChain, record: &ContainerRecord) -> Case {
     let mut runner = ChainRunner::new();
     // Warm the instances and check the chain works on this record.
-    let first = runner.run(chain, Lifecycle::Updated, record.clone());
+    let first = runner.run(&chain, Lifecycle::Updated, record.clone());
     if let ChainOutcome::Dropped { plugin, .. } = &first {
         eprintln!("benchmark {name}: the record was dropped by {plugin}; fix the bench config");
         std::process::exit(1);
@@ -217,18 +221,20 @@ fn bench_chain(c: &mut Criterion, name: &str, chain: &PluginChain, record: &Cont
     // The record is recycled: each call gets the record the previous call left, so the
     // measurement holds no clone, no drop and no cold memory, only the chain.
     let mut slot = Some(first.into_record());
-    c.bench_function(name, |b| {
-        b.iter(|| {
+    let record = record.clone();
+    Case {
+        name: name.to_string(),
+        step: Box::new(move || {
             let r = slot.take().unwrap_or_else(|| record.clone());
-            let outcome = black_box(runner.run(chain, Lifecycle::Updated, r));
+            let outcome = black_box(runner.run(&chain, Lifecycle::Updated, r));
             slot = Some(outcome.into_record());
-        })
-    });
+        }),
+    }
 }
 
 /// Calls one instance directly, without the chain runner: the bare cost of a call, used to
 /// compare an engine with the epoch deadline and memory limiter against one without.
-fn bench_instance(c: &mut Criterion, name: &str, plugin: &LoadedPlugin, record: &ContainerRecord) {
+fn instance_case(name: &str, plugin: &LoadedPlugin, record: &ContainerRecord) -> Case {
     let mut instance = match plugin.new_instance() {
         Ok(i) => i,
         Err(e) => {
@@ -237,23 +243,89 @@ fn bench_instance(c: &mut Criterion, name: &str, plugin: &LoadedPlugin, record: 
         }
     };
     let mut record = Box::new(record.clone());
-    c.bench_function(name, |b| {
-        b.iter(|| black_box(instance.process(Lifecycle::Updated, &mut record)))
-    });
+    Case {
+        name: name.to_string(),
+        step: Box::new(move || {
+            black_box(instance.process(Lifecycle::Updated, &mut record));
+        }),
+    }
 }
 
-/// Runs a native function over one record, again and again (as `bench_chain` does).
-fn bench_native<F>(c: &mut Criterion, name: &str, record: &ContainerRecord, mut f: F)
+/// Runs a native function over one record, again and again (as `chain_case` does).
+fn native_case<F>(name: &str, record: &ContainerRecord, mut f: F) -> Case
 where
-    F: FnMut(ContainerRecord) -> Option<ContainerRecord>,
+    F: FnMut(ContainerRecord) -> Option<ContainerRecord> + 'static,
 {
     let mut slot = Some(record.clone());
-    c.bench_function(name, |b| {
-        b.iter(|| {
+    let record = record.clone();
+    Case {
+        name: name.to_string(),
+        step: Box::new(move || {
             let r = slot.take().unwrap_or_else(|| record.clone());
             slot = black_box(f(r));
+        }),
+    }
+}
+
+/// Rounds of the interleaved mode, and the time each case runs per round.
+const ROUNDS: usize = 31;
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The interleaved mode: every case runs a short slice in turn, round after round, and
+/// each gets the median (and quartiles) of its per-round means. A shared, drifting VM
+/// slows all cases of a round alike, so the ratios between cases hold even when the
+/// absolute times move between runs.
+fn interleaved(mut cases: Vec<Case>) {
+    // Iterations per slice, from a short calibration of each case.
+    let iterations: Vec<u32> = cases
+        .iter_mut()
+        .map(|case| {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < SLICE {
+                (case.step)();
+                n += 1;
+            }
+            n.max(1)
         })
-    });
+        .collect();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        // Rotate the starting case so no case always runs first (or last) in a round.
+        for k in 0..cases.len() {
+            let i = (k + round) % cases.len();
+            let start = Instant::now();
+            for _ in 0..iterations[i] {
+                (cases[i].step)();
+            }
+            let ns = start.elapsed().as_nanos() as f64 / f64::from(iterations[i]);
+            samples[i].push(ns);
+        }
+    }
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "case", "median", "p25", "p75"
+    );
+    for (case, mut ns) in cases.iter().zip(samples) {
+        ns.sort_by(f64::total_cmp);
+        let at = |q: f64| ns[((ns.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "{:<44} {:>10} {:>10} {:>10}",
+            case.name,
+            human(at(0.5)),
+            human(at(0.25)),
+            human(at(0.75))
+        );
+    }
+}
+
+/// `812 ns` or `3.41 µs`.
+fn human(ns: f64) -> String {
+    if ns < 1000.0 {
+        format!("{ns:.0} ns")
+    } else {
+        format!("{:.2} µs", ns / 1000.0)
+    }
 }
 
 // ---- Native equivalents (same semantics as the example plugins) ----
@@ -394,7 +466,8 @@ fn native_four_reads(mut r: ContainerRecord) -> Option<ContainerRecord> {
     Some(r)
 }
 
-fn benches(c: &mut Criterion) {
+/// Every case: the plugin engines, chains and native baselines, ready to step.
+fn all_cases() -> Vec<Case> {
     let dir = match build_plugins() {
         Ok(dir) => dir,
         Err(e) => {
@@ -428,6 +501,7 @@ fn benches(c: &mut Criterion) {
         }
     };
     let record = realistic_record();
+    let mut cases = Vec::new();
     let one = |engine: &PluginEngine, name: &str, sidecar: &str| {
         PluginChain::new(vec![loader.load(engine, name, sidecar)])
     };
@@ -435,98 +509,120 @@ fn benches(c: &mut Criterion) {
     for probe in ["noop", "one_field"] {
         for (limits, engine) in [("limits_on", &engine), ("limits_off", &unlimited)] {
             let plugin = loader.load(engine, &format!("bench_{probe}"), "");
-            bench_instance(c, &format!("call/{probe}/{limits}"), &plugin, &record);
+            cases.push(instance_case(
+                &format!("call/{probe}/{limits}"),
+                &plugin,
+                &record,
+            ));
         }
     }
-    bench_chain(c, "wasm/no_plugins", &PluginChain::empty(), &record);
-    bench_chain(c, "wasm/noop", &one(&engine, "bench_noop", ""), &record);
-    bench_chain(
-        c,
-        "wasm/one_field",
-        &one(&engine, "bench_one_field", ""),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm/four_reads_two_tags",
-        &one(&engine, "bench_four_reads", ""),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm_unlimited/noop",
-        &one(&unlimited, "bench_noop", ""),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm_unlimited/one_field",
-        &one(&unlimited, "bench_one_field", ""),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm_unlimited/four_reads_two_tags",
-        &one(&unlimited, "bench_four_reads", ""),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm/lc_filter",
-        &one(&engine, "lc_filter", LC_FILTER_SIDECAR),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm/team_labels",
-        &one(&engine, "team_labels", TEAM_LABELS_SIDECAR),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm/redact_env",
-        &one(&engine, "redact_env", REDACT_ENV_SIDECAR),
-        &record,
-    );
-    bench_chain(
-        c,
-        "wasm/route_by_namespace",
-        &one(&engine, "route_by_namespace", ROUTE_SIDECAR),
-        &record,
-    );
+    cases.push(chain_case("wasm/no_plugins", PluginChain::empty(), &record));
+    for (name, engine, plugin, sidecar) in [
+        ("wasm/noop", &engine, "bench_noop", ""),
+        ("wasm/one_field", &engine, "bench_one_field", ""),
+        ("wasm/four_reads_two_tags", &engine, "bench_four_reads", ""),
+        (
+            "wasm/four_single_reads_two_tags",
+            &engine,
+            "bench_four_single_reads",
+            "",
+        ),
+        ("wasm_unlimited/noop", &unlimited, "bench_noop", ""),
+        (
+            "wasm_unlimited/one_field",
+            &unlimited,
+            "bench_one_field",
+            "",
+        ),
+        (
+            "wasm_unlimited/four_reads_two_tags",
+            &unlimited,
+            "bench_four_reads",
+            "",
+        ),
+        ("wasm/lc_filter", &engine, "lc_filter", LC_FILTER_SIDECAR),
+        (
+            "wasm/team_labels",
+            &engine,
+            "team_labels",
+            TEAM_LABELS_SIDECAR,
+        ),
+        ("wasm/redact_env", &engine, "redact_env", REDACT_ENV_SIDECAR),
+        (
+            "wasm/route_by_namespace",
+            &engine,
+            "route_by_namespace",
+            ROUTE_SIDECAR,
+        ),
+    ] {
+        cases.push(chain_case(name, one(engine, plugin, sidecar), &record));
+    }
     let chain = PluginChain::new(vec![
         loader.load(&engine, "lc_filter", LC_FILTER_SIDECAR),
         loader.load(&engine, "team_labels", TEAM_LABELS_SIDECAR),
         loader.load(&engine, "redact_env", REDACT_ENV_SIDECAR),
     ]);
-    bench_chain(c, "wasm/chain_filter_labels_redact", &chain, &record);
+    cases.push(chain_case(
+        "wasm/chain_filter_labels_redact",
+        chain,
+        &record,
+    ));
 
-    let Some(filter) = NativeLcFilter::new() else {
+    let Some(filter) = NativeLcFilter::new().map(Arc::new) else {
         eprintln!("native filter regexes do not compile");
         std::process::exit(1);
     };
-    bench_native(c, "native/noop", &record, Some);
-    bench_native(c, "native/one_field", &record, |r| {
+    cases.push(native_case("native/noop", &record, Some));
+    cases.push(native_case("native/one_field", &record, |r| {
         (r.k8s.namespace != "kube-system").then_some(r)
-    });
-    bench_native(c, "native/four_reads_two_tags", &record, native_four_reads);
-    bench_native(c, "native/lc_filter", &record, |r| filter.run(r));
-    bench_native(c, "native/team_labels", &record, native_team_labels);
-    bench_native(c, "native/redact_env", &record, native_redact_env);
-    bench_native(c, "native/chain_filter_labels_redact", &record, |r| {
-        filter
-            .run(r)
-            .and_then(native_team_labels)
-            .and_then(native_redact_env)
-    });
+    }));
+    cases.push(native_case(
+        "native/four_reads_two_tags",
+        &record,
+        native_four_reads,
+    ));
+    let f = filter.clone();
+    cases.push(native_case("native/lc_filter", &record, move |r| f.run(r)));
+    cases.push(native_case(
+        "native/team_labels",
+        &record,
+        native_team_labels,
+    ));
+    cases.push(native_case("native/redact_env", &record, native_redact_env));
+    cases.push(native_case(
+        "native/chain_filter_labels_redact",
+        &record,
+        move |r| {
+            filter
+                .run(r)
+                .and_then(native_team_labels)
+                .and_then(native_redact_env)
+        },
+    ));
+    cases
 }
 
-criterion_group! {
-    name = plugin_chain;
-    config = Criterion::default()
+/// Criterion by default; `-- --interleaved [FILTER...]` for the interleaved mode (cases
+/// whose names contain any FILTER, or all).
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cases = all_cases();
+    if args.iter().any(|a| a == "--interleaved") {
+        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+        let chosen = cases
+            .into_iter()
+            .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+            .collect();
+        interleaved(chosen);
+        return;
+    }
+    let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
-        .sample_size(30);
-    targets = benches
+        .sample_size(30)
+        .configure_from_args();
+    for mut case in cases {
+        criterion.bench_function(&case.name, |b| b.iter(|| (case.step)()));
+    }
+    criterion.final_summary();
 }
-criterion_main!(plugin_chain);

@@ -121,6 +121,11 @@ fn tagger_reads_and_edits_through_the_resource() -> TestResult {
         Some("second"),
         "a later pair with the same key wins"
     );
+    assert_eq!(
+        record.tags.get("selected").map(String::as_str),
+        Some("prod,***,second,-,c0ffee,false,web"),
+        "select reads fields and map keys in order, with this call's own edits"
+    );
     Ok(())
 }
 

@@ -89,8 +89,9 @@ const MAX_SCANNED: usize = 64;
 /// order in what is left, each at its first occurrence.
 ///
 /// `*LIT*` patterns (the common secret patterns) are matched together in one pass over the
-/// name: a table maps each byte to the patterns starting with it, so a name is read once
-/// however many such patterns there are.
+/// name: two tables map each byte to the literals whose first (second) byte it is, so a
+/// name is read once however many such patterns there are, and a literal is compared only
+/// where its first two bytes already fit.
 #[derive(Debug)]
 pub struct GlobSet {
     patterns: Vec<String>,
@@ -100,6 +101,10 @@ pub struct GlobSet {
     scanned: Vec<Vec<u8>>,
     /// For each byte, a bit per scanned literal that starts with it.
     starts: Box<[u64; 256]>,
+    /// For each byte, a bit per scanned literal whose second byte it is.
+    seconds: Box<[u64; 256]>,
+    /// A bit per scanned literal only one byte long (it has no second byte to check).
+    singles: u64,
 }
 
 impl Default for GlobSet {
@@ -116,13 +121,20 @@ impl GlobSet {
             others: Vec::new(),
             scanned: Vec::new(),
             starts: Box::new([0; 256]),
+            seconds: Box::new([0; 256]),
+            singles: 0,
         };
         for pattern in patterns {
             match Glob::new(pattern) {
                 Glob::Contains(literal) if set.scanned.len() < MAX_SCANNED => {
                     let bytes = literal.into_bytes();
+                    let bit = 1 << set.scanned.len();
                     if let Some(&first) = bytes.first() {
-                        set.starts[usize::from(first)] |= 1 << set.scanned.len();
+                        set.starts[usize::from(first)] |= bit;
+                    }
+                    match bytes.get(1) {
+                        Some(&second) => set.seconds[usize::from(second)] |= bit,
+                        None => set.singles |= bit,
                     }
                     set.scanned.push(bytes);
                 }
@@ -145,7 +157,8 @@ impl GlobSet {
     /// True when `hay` contains any scanned literal.
     fn scan(&self, hay: &[u8]) -> bool {
         for (at, &byte) in hay.iter().enumerate() {
-            let mut candidates = self.starts[usize::from(byte)];
+            let next = hay.get(at + 1).map_or(0, |&b| self.seconds[usize::from(b)]);
+            let mut candidates = self.starts[usize::from(byte)] & (next | self.singles);
             while candidates != 0 {
                 let index = candidates.trailing_zeros() as usize;
                 candidates &= candidates - 1;
@@ -223,6 +236,15 @@ mod tests {
         let patterns: Vec<String> = (0..70).map(|i| format!("*P{i}X*")).collect();
         let set = GlobSet::new(&patterns);
         for name in ["P0X", "AP65XB", "P69X", "P1", "XP7", "AAP7X", "P70X"] {
+            let one_by_one = patterns.iter().any(|p| glob_match(p, name));
+            assert_eq!(set.is_match(name), one_by_one, "{name}");
+        }
+        // One-byte literals (no second byte to check) and literals sharing a first byte.
+        let patterns: Vec<String> = ["*Q*", "*AB*", "*AC*", "*É*"].map(String::from).to_vec();
+        let set = GlobSet::new(&patterns);
+        for name in [
+            "Q", "XQ", "QX", "A", "AAC", "AXB", "ABA", "BA", "", "CAFÉ", "AÉ",
+        ] {
             let one_by_one = patterns.iter().any(|p| glob_match(p, name));
             assert_eq!(set.is_match(name), one_by_one, "{name}");
         }

@@ -1,9 +1,9 @@
-//! The data of one plugin Store: the record lent to the current call, its change log,
-//! the WASI context, the memory limiter, and the host-import implementations.
+//! The data of one plugin Store: the record lent to the current call, its undo log, the
+//! WASI context, the memory limiter, and the host-import implementations.
 //!
-//! Owns the `container` resource methods and the `host` imports. Reads see the record
-//! plus this call's changes; changes live in an [`Overlay`] that the instance applies
-//! only when `process` returns `ok` and discards otherwise. Never logs env values.
+//! Owns the `container` resource methods and the `host` imports. Edits go straight into
+//! the lent record and are logged in an [`UndoLog`]; the instance commits them when
+//! `process` returns `ok` and rolls them back otherwise. Never logs env values.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::glob::GlobSet;
 use super::metrics::PluginCounters;
+use super::select;
+use super::undo::{EditableMap, UndoLog};
 use super::wit::gannet::plugin::{container, host, types};
 use crate::record::{ContainerRecord, ContainerState};
 
@@ -22,121 +24,19 @@ use crate::record::{ContainerRecord, ContainerState};
 /// [`HostState`]; the handle only proves the guest holds a valid borrow.
 pub struct ContainerHandle;
 
-/// Changes made to one map during the current call: `Some` sets, `None` removes.
-type MapChanges = BTreeMap<String, Option<String>>;
-
-/// The per-call change log: edits to tags, labels and env, applied only on `ok`.
-#[derive(Debug, Default)]
-pub struct Overlay {
-    tags: MapChanges,
-    labels: MapChanges,
-    env: MapChanges,
-}
-
-impl Overlay {
-    /// True when the call changed nothing.
-    pub fn is_empty(&self) -> bool {
-        self.tags.is_empty() && self.labels.is_empty() && self.env.is_empty()
-    }
-
-    /// Forgets every change (the call failed).
-    pub fn clear(&mut self) {
-        self.tags.clear();
-        self.labels.clear();
-        self.env.clear();
-    }
-
-    /// Applies every change to `record` and empties the log (the call returned `ok`).
-    pub fn apply(&mut self, record: &mut ContainerRecord) {
-        apply_map(&mut record.tags, &mut self.tags);
-        apply_map(&mut record.labels, &mut self.labels);
-        apply_map(&mut record.env, &mut self.env);
-    }
-}
-
-fn apply_map(base: &mut BTreeMap<String, String>, changes: &mut MapChanges) {
-    if changes.is_empty() {
-        // The common case (a filter): nothing to move, nothing to drop.
-        return;
-    }
-    for (key, change) in std::mem::take(changes) {
-        match change {
-            Some(value) => {
-                base.insert(key, value);
-            }
-            None => {
-                base.remove(&key);
-            }
-        }
-    }
-}
-
-/// One value as the call sees it: the change log first, then the record.
-fn lookup<'a>(
-    base: &'a BTreeMap<String, String>,
-    changes: &'a MapChanges,
-    key: &str,
-) -> Option<&'a String> {
-    match changes.get(key) {
-        Some(change) => change.as_ref(),
-        None => base.get(key),
-    }
-}
-
-/// Every key/value as the call sees it, in key order.
-fn merged(base: &BTreeMap<String, String>, changes: &MapChanges) -> Vec<(String, String)> {
-    if changes.is_empty() {
-        return base.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    }
-    let mut all: BTreeMap<&String, &String> = base.iter().collect();
-    for (key, change) in changes {
-        match change {
-            Some(value) => {
-                all.insert(key, value);
-            }
-            None => {
-                all.remove(key);
-            }
-        }
-    }
-    all.into_iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+/// Every key/value of a map, in key order.
+fn key_values(map: &BTreeMap<String, String>) -> Vec<types::KeyValue> {
+    map.iter()
+        .map(|(k, v)| types::KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
         .collect()
 }
 
-/// The key/values whose keys match any of `globs`, as the call sees them, in key
-/// order. Only the matches are copied, never the whole map.
-fn matching<'a>(
-    base: &'a BTreeMap<String, String>,
-    changes: &'a MapChanges,
-    globs: &GlobSet,
-) -> Vec<(&'a String, &'a String)> {
-    let hits = base.iter().filter(|(k, _)| globs.is_match(k));
-    if changes.is_empty() {
-        return hits.collect();
-    }
-    let mut all: BTreeMap<&String, &String> = hits.collect();
-    for (key, change) in changes {
-        if !globs.is_match(key) {
-            continue;
-        }
-        match change {
-            Some(value) => {
-                all.insert(key, value);
-            }
-            None => {
-                all.remove(key);
-            }
-        }
-    }
-    all.into_iter().collect()
-}
-
-fn key_values(pairs: Vec<(String, String)>) -> Vec<types::KeyValue> {
-    pairs
-        .into_iter()
-        .map(|(key, value)| types::KeyValue { key, value })
-        .collect()
+/// The values of `keys` in `map`, in the order of `keys`.
+fn values(map: &BTreeMap<String, String>, keys: &[String]) -> Vec<Option<String>> {
+    keys.iter().map(|k| map.get(k).cloned()).collect()
 }
 
 /// A memory limiter that remembers whether it refused a growth, so a failed call can be
@@ -265,8 +165,8 @@ pub struct HostState {
     /// The record lent to the current call. Boxed so that lending it is a pointer swap,
     /// not a copy of the whole struct; never cloned.
     pub record: Box<ContainerRecord>,
-    /// This call's changes.
-    pub overlay: Overlay,
+    /// This call's edits, already applied to `record`, with what they replaced.
+    pub undo: UndoLog,
     /// The env-name patterns last passed by the plugin, compiled (plugins pass the same
     /// list on every call, so it is compiled once).
     globs: GlobSet,
@@ -281,7 +181,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limit_bytes),
             record: Box::default(),
-            overlay: Overlay::default(),
+            undo: UndoLog::default(),
             globs: GlobSet::default(),
             context,
         }
@@ -297,6 +197,15 @@ impl HostState {
         Ok(&*self.record)
     }
 
+    /// Checks the handle; gives the record to edit and the log to note each edit in.
+    fn edit(
+        &mut self,
+        handle: &Resource<ContainerHandle>,
+    ) -> wasmtime::Result<(&mut ContainerRecord, &mut UndoLog)> {
+        self.table.get(handle)?;
+        Ok((&mut *self.record, &mut self.undo))
+    }
+
     /// Checks the handle and makes `globs` the compiled form of `patterns`.
     fn prepare_globs(
         &mut self,
@@ -308,39 +217,6 @@ impl HostState {
             self.globs = GlobSet::new(patterns);
         }
         Ok(())
-    }
-
-    /// The names of the env vars matching the compiled `globs`, as the call sees them.
-    fn matching_env_names(&self) -> Vec<String> {
-        matching(&self.record.env, &self.overlay.env, &self.globs)
-            .into_iter()
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    /// Several values of an editable map (labels, env), as this call sees them.
-    fn overlaid_values(
-        &self,
-        handle: &Resource<ContainerHandle>,
-        keys: &[String],
-        base: impl Fn(&ContainerRecord) -> &BTreeMap<String, String>,
-        changes: impl Fn(&Overlay) -> &MapChanges,
-    ) -> wasmtime::Result<Vec<Option<String>>> {
-        let (base, changes) = (base(self.check(handle)?), changes(&self.overlay));
-        Ok(keys
-            .iter()
-            .map(|k| lookup(base, changes, k).cloned())
-            .collect())
-    }
-
-    fn values(
-        &self,
-        handle: &Resource<ContainerHandle>,
-        keys: Vec<String>,
-        pick: impl Fn(&ContainerRecord) -> &BTreeMap<String, String>,
-    ) -> wasmtime::Result<Vec<Option<String>>> {
-        let map = pick(self.check(handle)?);
-        Ok(keys.iter().map(|k| map.get(k).cloned()).collect())
     }
 }
 
@@ -465,71 +341,62 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.k8s.is_sandbox)
     }
 
+    fn select(&mut self, h: Handle, fields: Vec<types::Field>) -> R<types::Selection> {
+        Ok(select::select(self.check(&h)?, &fields)?)
+    }
+
     fn label(&mut self, h: Handle, key: String) -> R<Option<String>> {
-        let record = self.check(&h)?;
-        Ok(lookup(&record.labels, &self.overlay.labels, &key).cloned())
+        Ok(self.check(&h)?.labels.get(&key).cloned())
     }
     fn label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        self.overlaid_values(&h, &keys, |r| &r.labels, |o| &o.labels)
+        Ok(values(&self.check(&h)?.labels, &keys))
     }
     fn labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        let record = self.check(&h)?;
-        Ok(key_values(merged(&record.labels, &self.overlay.labels)))
+        Ok(key_values(&self.check(&h)?.labels))
     }
     fn pod_label(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.k8s.pod_labels.get(&key).cloned())
     }
     fn pod_label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        self.values(&h, keys, |r| &r.k8s.pod_labels)
+        Ok(values(&self.check(&h)?.k8s.pod_labels, &keys))
     }
     fn pod_labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(
-            &self.check(&h)?.k8s.pod_labels,
-            &MapChanges::new(),
-        )))
+        Ok(key_values(&self.check(&h)?.k8s.pod_labels))
     }
     fn annotation(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.annotations.get(&key).cloned())
     }
     fn annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        self.values(&h, keys, |r| &r.annotations)
+        Ok(values(&self.check(&h)?.annotations, &keys))
     }
     fn annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(
-            &self.check(&h)?.annotations,
-            &MapChanges::new(),
-        )))
+        Ok(key_values(&self.check(&h)?.annotations))
     }
     fn pod_annotation(&mut self, h: Handle, key: String) -> R<Option<String>> {
         Ok(self.check(&h)?.k8s.pod_annotations.get(&key).cloned())
     }
     fn pod_annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        self.values(&h, keys, |r| &r.k8s.pod_annotations)
+        Ok(values(&self.check(&h)?.k8s.pod_annotations, &keys))
     }
     fn pod_annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        Ok(key_values(merged(
-            &self.check(&h)?.k8s.pod_annotations,
-            &MapChanges::new(),
-        )))
+        Ok(key_values(&self.check(&h)?.k8s.pod_annotations))
     }
     fn env(&mut self, h: Handle, name: String) -> R<Option<String>> {
-        let record = self.check(&h)?;
-        Ok(lookup(&record.env, &self.overlay.env, &name).cloned())
+        Ok(self.check(&h)?.env.get(&name).cloned())
     }
     fn env_values(&mut self, h: Handle, names: Vec<String>) -> R<Vec<Option<String>>> {
-        self.overlaid_values(&h, &names, |r| &r.env, |o| &o.env)
+        Ok(values(&self.check(&h)?.env, &names))
     }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
-        let record = self.check(&h)?;
-        Ok(merged(&record.env, &self.overlay.env)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
+        Ok(self.check(&h)?.env.keys().cloned().collect())
     }
     fn env_matching(&mut self, h: Handle, patterns: Vec<String>) -> R<Vec<types::KeyValue>> {
         self.prepare_globs(&h, &patterns)?;
-        Ok(matching(&self.record.env, &self.overlay.env, &self.globs)
-            .into_iter()
+        Ok(self
+            .record
+            .env
+            .iter()
+            .filter(|(k, _)| self.globs.is_match(k))
             .map(|(k, v)| types::KeyValue {
                 key: k.clone(),
                 value: v.clone(),
@@ -537,8 +404,7 @@ impl container::HostContainer for HostState {
             .collect())
     }
     fn envs(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        let record = self.check(&h)?;
-        Ok(key_values(merged(&record.env, &self.overlay.env)))
+        Ok(key_values(&self.check(&h)?.env))
     }
     fn mounts(&mut self, h: Handle) -> R<Vec<types::Mount>> {
         Ok(self
@@ -553,96 +419,64 @@ impl container::HostContainer for HostState {
             .collect())
     }
     fn tag(&mut self, h: Handle, key: String) -> R<Option<String>> {
-        let record = self.check(&h)?;
-        Ok(lookup(&record.tags, &self.overlay.tags, &key).cloned())
+        Ok(self.check(&h)?.tags.get(&key).cloned())
     }
     fn tags(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
-        let record = self.check(&h)?;
-        Ok(key_values(merged(&record.tags, &self.overlay.tags)))
+        Ok(key_values(&self.check(&h)?.tags))
     }
     fn to_json(&mut self, h: Handle) -> R<String> {
-        let record = self.check(&h)?;
-        let json = if self.overlay.is_empty() {
-            serde_json::to_string(record)
-        } else {
-            let mut view = record.clone();
-            let mut overlay = Overlay {
-                tags: self.overlay.tags.clone(),
-                labels: self.overlay.labels.clone(),
-                env: self.overlay.env.clone(),
-            };
-            overlay.apply(&mut view);
-            serde_json::to_string(&view)
-        };
-        Ok(json?)
+        Ok(serde_json::to_string(self.check(&h)?)?)
     }
 
     fn set_tag(&mut self, h: Handle, key: String, value: String) -> R<()> {
-        self.check(&h)?;
-        self.overlay.tags.insert(key, Some(value));
+        let (record, undo) = self.edit(&h)?;
+        undo.set(record, EditableMap::Tags, key, value);
         Ok(())
     }
     fn set_tags(&mut self, h: Handle, tags: Vec<types::KeyValue>) -> R<()> {
-        self.check(&h)?;
+        let (record, undo) = self.edit(&h)?;
         for types::KeyValue { key, value } in tags {
-            self.overlay.tags.insert(key, Some(value));
+            undo.set(record, EditableMap::Tags, key, value);
         }
         Ok(())
     }
     fn remove_tag(&mut self, h: Handle, key: String) -> R<bool> {
-        let record = self.check(&h)?;
-        let existed = lookup(&record.tags, &self.overlay.tags, &key).is_some();
-        if existed {
-            self.overlay.tags.insert(key, None);
-        }
-        Ok(existed)
+        let (record, undo) = self.edit(&h)?;
+        Ok(undo.remove(record, EditableMap::Tags, &key))
     }
     fn set_label(&mut self, h: Handle, key: String, value: String) -> R<()> {
-        self.check(&h)?;
-        self.overlay.labels.insert(key, Some(value));
+        let (record, undo) = self.edit(&h)?;
+        undo.set(record, EditableMap::Labels, key, value);
         Ok(())
     }
     fn remove_label(&mut self, h: Handle, key: String) -> R<bool> {
-        let record = self.check(&h)?;
-        let existed = lookup(&record.labels, &self.overlay.labels, &key).is_some();
-        if existed {
-            self.overlay.labels.insert(key, None);
-        }
-        Ok(existed)
+        let (record, undo) = self.edit(&h)?;
+        Ok(undo.remove(record, EditableMap::Labels, &key))
     }
     fn remove_env(&mut self, h: Handle, name: String) -> R<bool> {
-        let record = self.check(&h)?;
-        let existed = lookup(&record.env, &self.overlay.env, &name).is_some();
-        if existed {
-            self.overlay.env.insert(name, None);
-        }
-        Ok(existed)
+        let (record, undo) = self.edit(&h)?;
+        Ok(undo.remove(record, EditableMap::Env, &name))
     }
     fn mask_env(&mut self, h: Handle, name: String, mask: String) -> R<bool> {
-        let record = self.check(&h)?;
-        let existed = lookup(&record.env, &self.overlay.env, &name).is_some();
-        if existed {
-            self.overlay.env.insert(name, Some(mask));
-        }
-        Ok(existed)
+        let (record, undo) = self.edit(&h)?;
+        Ok(undo.replace(record, EditableMap::Env, &name, &mask))
     }
     fn remove_env_matching(&mut self, h: Handle, patterns: Vec<String>) -> R<u32> {
         self.prepare_globs(&h, &patterns)?;
-        let names = self.matching_env_names();
-        let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
-        for name in names {
-            self.overlay.env.insert(name, None);
-        }
-        Ok(count)
+        let globs = &self.globs;
+        Ok(self
+            .undo
+            .remove_matching(&mut self.record, EditableMap::Env, |k| globs.is_match(k)))
     }
     fn mask_env_matching(&mut self, h: Handle, patterns: Vec<String>, mask: String) -> R<u32> {
         self.prepare_globs(&h, &patterns)?;
-        let names = self.matching_env_names();
-        let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
-        for name in names {
-            self.overlay.env.insert(name, Some(mask.clone()));
-        }
-        Ok(count)
+        let globs = &self.globs;
+        Ok(self.undo.replace_matching(
+            &mut self.record,
+            EditableMap::Env,
+            |k| globs.is_match(k),
+            &mask,
+        ))
     }
 
     fn drop(&mut self, h: Handle) -> R<()> {
@@ -655,58 +489,6 @@ impl container::HostContainer for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overlay_applies_sets_and_removes() {
-        let mut record = ContainerRecord::default();
-        record.env.insert("A".into(), "1".into());
-        record.env.insert("B".into(), "2".into());
-        let mut overlay = Overlay::default();
-        overlay.env.insert("A".into(), None);
-        overlay.env.insert("B".into(), Some("***".into()));
-        overlay.tags.insert("team".into(), Some("x".into()));
-        assert_eq!(lookup(&record.env, &overlay.env, "A"), None);
-        assert_eq!(
-            merged(&record.env, &overlay.env),
-            vec![("B".to_string(), "***".to_string())]
-        );
-        overlay.apply(&mut record);
-        assert!(overlay.is_empty());
-        assert_eq!(record.env.get("A"), None);
-        assert_eq!(record.env.get("B").map(String::as_str), Some("***"));
-        assert_eq!(record.tags.get("team").map(String::as_str), Some("x"));
-    }
-
-    #[test]
-    fn matching_sees_this_calls_changes_and_copies_only_matches() {
-        let mut base = BTreeMap::new();
-        base.insert("DB_PASSWORD".to_string(), "x".to_string());
-        base.insert("API_TOKEN".to_string(), "t".to_string());
-        base.insert("HOME".to_string(), "/root".to_string());
-        let mut changes = MapChanges::new();
-        changes.insert("API_TOKEN".into(), None);
-        changes.insert("NEW_PASSWORD".into(), Some("n".into()));
-        changes.insert("OTHER".into(), Some("o".into()));
-        let globs = GlobSet::new(&["*PASSWORD*".to_string(), "*TOKEN*".to_string()]);
-        let found: Vec<(&str, &str)> = matching(&base, &changes, &globs)
-            .into_iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(found, vec![("DB_PASSWORD", "x"), ("NEW_PASSWORD", "n")]);
-        assert!(matching(&base, &MapChanges::new(), &GlobSet::default()).is_empty());
-    }
-
-    #[test]
-    fn cleared_overlay_leaves_record_untouched() {
-        let mut record = ContainerRecord::default();
-        record.labels.insert("k".into(), "v".into());
-        let before = record.clone();
-        let mut overlay = Overlay::default();
-        overlay.labels.insert("k".into(), None);
-        overlay.clear();
-        overlay.apply(&mut record);
-        assert_eq!(record, before);
-    }
 
     #[test]
     fn log_limiter_allows_a_burst_then_refuses() {

@@ -1,7 +1,7 @@
 //! One live plugin instance: a Store (with its limits) and the instantiated bindings.
 //!
-//! Owns calling `init` and `process`, lending the record as a borrowed handle, applying or
-//! discarding the call's changes, and classifying failures (with `downcast_ref::<Trap>`).
+//! Owns calling `init` and `process`, lending the record as a borrowed handle, keeping or
+//! rolling back the call's edits, and classifying failures (with `downcast_ref::<Trap>`).
 //! An instance is used by one thread at a time; the chain replaces it after a trap.
 
 use std::time::Duration;
@@ -154,7 +154,7 @@ impl PluginInstance {
         })
     }
 
-    /// Runs `process` on `record`. On `ok` the call's changes are applied to `record`; on
+    /// Runs `process` on `record`. On `ok` the call's edits stay in `record`; on
     /// any failure `record` is left exactly as it was.
     ///
     /// The record is lent by swapping boxes with the Store: no copy, no clone.
@@ -175,10 +175,7 @@ impl PluginInstance {
         );
         let outcome = match result {
             Ok(Ok(verdict)) => {
-                let data = self.store.data_mut();
-                if !data.overlay.is_empty() {
-                    data.overlay.apply(&mut data.record);
-                }
+                self.store.data_mut().undo.commit();
                 match verdict {
                     types::Verdict::Pass => CallOutcome::Pass,
                     types::Verdict::Drop => CallOutcome::Drop,
@@ -186,17 +183,25 @@ impl PluginInstance {
                 }
             }
             Ok(Err(message)) => {
-                self.store.data_mut().overlay.clear();
+                self.rollback();
                 CallOutcome::Failed(CallFailure::Err(message))
             }
             Err(error) => {
                 let failure = classify(&self.store, &error);
-                self.store.data_mut().overlay.clear();
+                self.rollback();
                 CallOutcome::Failed(failure)
             }
         };
         std::mem::swap(&mut self.store.data_mut().record, record);
         outcome
+    }
+
+    /// Undoes the failed call's edits of the lent record.
+    fn rollback(&mut self) {
+        let data = self.store.data_mut();
+        if !data.undo.is_empty() {
+            data.undo.rollback(&mut data.record);
+        }
     }
 }
 

@@ -16,9 +16,11 @@ mod host_state;
 mod instance;
 mod metrics;
 mod plugin;
+mod select;
 mod sidecar;
 mod stage;
 mod stderr;
+mod undo;
 mod watch;
 mod wit;
 

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
+use gannet_guest::{plugin, Container, Field, Lifecycle, Result, Selection, Verdict};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -74,24 +74,27 @@ impl ValueMatch {
     }
 }
 
-/// One include/exclude pair, compiled: the keys to fetch and how each value matches.
+/// One include/exclude pair, compiled: where each key's value sits in the selection and
+/// how it matches.
 #[derive(Debug, Default)]
 pub struct Group {
-    /// Every key of the include and exclude maps, fetched in one host call.
-    keys: Vec<String>,
-    /// (index into `keys`, matcher) for includes.
+    /// (index into the selection, matcher) for includes.
     include: Vec<(usize, ValueMatch)>,
-    /// (index into `keys`, matcher) for excludes.
+    /// (index into the selection, matcher) for excludes.
     exclude: Vec<(usize, ValueMatch)>,
 }
 
 impl Group {
+    /// Compiles one include/exclude pair, adding each key's field to `fields` once.
     fn build(
         name: &str,
         include: &BTreeMap<String, String>,
         exclude: &BTreeMap<String, String>,
+        field: fn(String) -> Field,
+        fields: &mut Vec<Field>,
     ) -> Result<Self> {
         let mut group = Self::default();
+        let mut keys: Vec<(&String, usize)> = Vec::new();
         for (map, side) in [(include, "Include"), (exclude, "Exclude")] {
             for (key, value) in map {
                 let matcher = if value.is_empty() {
@@ -105,11 +108,12 @@ impl Group {
                 } else {
                     ValueMatch::Equals(value.clone())
                 };
-                let index = match group.keys.iter().position(|k| k == key) {
-                    Some(i) => i,
+                let index = match keys.iter().find(|(k, _)| *k == key) {
+                    Some((_, i)) => *i,
                     None => {
-                        group.keys.push(key.clone());
-                        group.keys.len() - 1
+                        fields.push(field(key.clone()));
+                        keys.push((key, fields.len() - 1));
+                        fields.len() - 1
                     }
                 };
                 if side == "Include" {
@@ -122,92 +126,109 @@ impl Group {
         Ok(group)
     }
 
-    fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// True when the values (in the order of `keys`) pass this group.
-    fn accepts(&self, values: &[Option<String>]) -> bool {
-        let value = |i: usize| values.get(i).and_then(|v| v.as_deref());
-        let included = self.include.is_empty()
-            || self
-                .include
-                .iter()
-                .any(|(i, m)| value(*i).is_some_and(|v| m.matches(v)));
-        included
-            && !self
-                .exclude
-                .iter()
-                .any(|(i, m)| value(*i).is_some_and(|v| m.matches(v)))
+    /// True when the selected values pass this group.
+    fn accepts(&self, values: &Selection) -> bool {
+        let hit = |(i, m): &(usize, ValueMatch)| values.get(*i).is_some_and(|v| m.matches(v));
+        (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
     }
 }
+
+/// Where `process` finds the sandbox flag and the container name in the selection.
+const IS_SANDBOX: usize = 0;
+const CONTAINER_NAME: usize = 1;
 
 /// The compiled filter `process` runs.
 #[derive(Debug)]
 pub struct Filter {
-    namespace: Option<Regex>,
-    pod: Option<Regex>,
-    container: Option<Regex>,
-    pod_labels: Group,
-    env: Group,
-    container_labels: Group,
+    /// Everything `process` reads, fetched in one `select`: the sandbox flag and the
+    /// container name first, then what the name regexes and the groups need.
+    fields: Vec<Field>,
+    /// (index into the selection, regex) for the namespace, pod and container regexes.
+    names: Vec<(usize, Regex)>,
+    /// The label, env and container-label groups that are configured.
+    groups: Vec<Group>,
 }
 
-fn compile(key: &str, pattern: &Option<String>) -> Result<Option<Regex>> {
-    match pattern.as_deref() {
-        None | Some("") => Ok(None),
-        Some(p) => Regex::new(p)
-            .map(Some)
-            .map_err(|e| gannet_guest::Error::msg(format!("config `{key}`: invalid regex: {e}"))),
-    }
+/// Compiles a name regex, if configured, reading `field` (added to `fields` unless it is
+/// the container name, which is always read).
+fn name_regex(
+    key: &str,
+    pattern: &Option<String>,
+    field: Field,
+    fields: &mut Vec<Field>,
+) -> Result<Option<(usize, Regex)>> {
+    let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let regex = Regex::new(pattern)
+        .map_err(|e| gannet_guest::Error::msg(format!("config `{key}`: invalid regex: {e}")))?;
+    let index = if matches!(field, Field::ContainerName) {
+        CONTAINER_NAME
+    } else {
+        fields.push(field);
+        fields.len() - 1
+    };
+    Ok(Some((index, regex)))
 }
 
 /// Compiles the config once per instance; a bad regex refuses the config, naming the key.
 pub fn prepare(config: Config) -> Result<Filter> {
-    Ok(Filter {
-        namespace: compile("K8sNamespaceRegex", &config.k8s_namespace_regex)?,
-        pod: compile("K8sPodRegex", &config.k8s_pod_regex)?,
-        container: compile("K8sContainerRegex", &config.k8s_container_regex)?,
-        pod_labels: Group::build(
+    let mut fields = vec![Field::IsSandbox, Field::ContainerName];
+    let names = [
+        (
+            "K8sNamespaceRegex",
+            &config.k8s_namespace_regex,
+            Field::Namespace,
+        ),
+        ("K8sPodRegex", &config.k8s_pod_regex, Field::PodName),
+        (
+            "K8sContainerRegex",
+            &config.k8s_container_regex,
+            Field::ContainerName,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, pattern, field)| name_regex(key, pattern, field, &mut fields).transpose())
+    .collect::<Result<Vec<_>>>()?;
+    let groups = [
+        (
             "K8sLabel",
             &config.include_k8s_label,
             &config.exclude_k8s_label,
-        )?,
-        env: Group::build("Env", &config.include_env, &config.exclude_env)?,
-        container_labels: Group::build(
+            Field::PodLabel as fn(String) -> Field,
+        ),
+        ("Env", &config.include_env, &config.exclude_env, Field::Env),
+        (
             "ContainerLabel",
             &config.include_container_label,
             &config.exclude_container_label,
-        )?,
+            Field::Label,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, include, exclude, _)| !include.is_empty() || !exclude.is_empty())
+    .map(|(name, include, exclude, field)| Group::build(name, include, exclude, field, &mut fields))
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Filter {
+        fields,
+        names,
+        groups,
     })
 }
 
-fn regex_ok(re: &Option<Regex>, read: impl FnOnce() -> String) -> bool {
-    re.as_ref().is_none_or(|re| re.is_match(&read()))
-}
-
-/// Passes the record when it matches every configured filter, drops it otherwise.
+/// Passes the record when it matches every configured filter, drops it otherwise. Reads
+/// everything it needs in one call into the host.
 #[plugin(init = prepare)]
 pub fn process(_event: Lifecycle, record: &Container, filter: &Filter) -> Result<Verdict> {
-    if record.is_sandbox() {
+    let values = record.select(&filter.fields);
+    if values.get(IS_SANDBOX) == Some("true") || values.get(CONTAINER_NAME) == Some("POD") {
         return Ok(Verdict::Drop);
     }
-    let container_name = record.container_name();
-    if container_name == "POD" {
-        return Ok(Verdict::Drop);
-    }
-    let matched = regex_ok(&filter.namespace, || record.namespace())
-        && regex_ok(&filter.pod, || record.pod_name())
-        && regex_ok(&filter.container, || container_name)
-        && (filter.pod_labels.is_empty()
-            || filter
-                .pod_labels
-                .accepts(&record.pod_label_values(&filter.pod_labels.keys)))
-        && (filter.container_labels.is_empty()
-            || filter
-                .container_labels
-                .accepts(&record.label_values(&filter.container_labels.keys)))
-        && (filter.env.is_empty() || filter.env.accepts(&record.env_values(&filter.env.keys)));
+    let matched = filter
+        .names
+        .iter()
+        .all(|(i, re)| re.is_match(values.get(*i).unwrap_or_default()))
+        && filter.groups.iter().all(|g| g.accepts(&values));
     Ok(if matched {
         Verdict::Pass
     } else {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
+use gannet_guest::{plugin, Container, Field, Lifecycle, Result, Verdict};
 use serde::Deserialize;
 
 /// The sidecar's `[config]`.
@@ -24,17 +24,18 @@ pub struct Config {
     pub default_value: Option<String>,
 }
 
-/// The config split into key lists, so each record costs one host call per source kind.
+/// The config as one field list, so each record costs one host call to read and one to tag.
 #[derive(Debug)]
 pub struct Copies {
-    label_keys: Vec<String>,
-    label_tags: Vec<String>,
-    annotation_keys: Vec<String>,
-    annotation_tags: Vec<String>,
+    /// The pod labels, then the pod annotations, to read (one `select` per record).
+    fields: Vec<Field>,
+    /// The tag each field is copied to, in the order of `fields`.
+    tags: Vec<String>,
+    /// Tag value for a source the pod lacks.
     default_value: Option<String>,
 }
 
-/// Checks the config once: there must be something to copy and no empty tag names.
+/// Checks the config once per instance: at least one key, and no empty tag name.
 pub fn prepare(config: Config) -> Result<Copies> {
     if config.pod_labels.is_empty() && config.pod_annotations.is_empty() {
         gannet_guest::bail!(
@@ -46,47 +47,35 @@ pub fn prepare(config: Config) -> Result<Copies> {
             gannet_guest::bail!("config key {key:?} maps to an empty tag name; give a tag name");
         }
     }
-    let (label_keys, label_tags) = config.pod_labels.into_iter().unzip();
-    let (annotation_keys, annotation_tags) = config.pod_annotations.into_iter().unzip();
+    let (fields, tags) = config
+        .pod_labels
+        .into_iter()
+        .map(|(key, tag)| (Field::PodLabel(key), tag))
+        .chain(
+            config
+                .pod_annotations
+                .into_iter()
+                .map(|(key, tag)| (Field::PodAnnotation(key), tag)),
+        )
+        .unzip();
     Ok(Copies {
-        label_keys,
-        label_tags,
-        annotation_keys,
-        annotation_tags,
+        fields,
+        tags,
         default_value: config.default_value,
     })
 }
 
-/// The (tag, value) pairs for one group of keys: the value read, else the default, else
-/// no tag.
-fn pairs<'a>(
-    tags: &'a [String],
-    values: Vec<Option<String>>,
-    default: Option<&'a str>,
-) -> impl Iterator<Item = (&'a str, String)> {
-    tags.iter().zip(values).filter_map(move |(tag, value)| {
-        value
-            .or_else(|| default.map(str::to_string))
-            .map(|v| (tag.as_str(), v))
-    })
-}
-
-/// Sets the configured tags (in one host call) and passes the record on.
+/// Copies the configured pod labels and annotations into tags: one call into the host to
+/// read them all, one to set the tags.
 #[plugin(init = prepare)]
 pub fn process(_event: Lifecycle, record: &mut Container, copies: &Copies) -> Result<Verdict> {
     let default = copies.default_value.as_deref();
-    let labels = if copies.label_keys.is_empty() {
-        Vec::new()
-    } else {
-        record.pod_label_values(&copies.label_keys)
-    };
-    let annotations = if copies.annotation_keys.is_empty() {
-        Vec::new()
-    } else {
-        record.pod_annotation_values(&copies.annotation_keys)
-    };
-    let tags: Vec<(&str, String)> = pairs(&copies.label_tags, labels, default)
-        .chain(pairs(&copies.annotation_tags, annotations, default))
+    let values = record.select(&copies.fields);
+    let tags: Vec<(&str, &str)> = copies
+        .tags
+        .iter()
+        .zip(values.iter())
+        .filter_map(|(tag, value)| value.or(default).map(|v| (tag.as_str(), v)))
         .collect();
     record.set_tags(tags);
     Ok(Verdict::Pass)

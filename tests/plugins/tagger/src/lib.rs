@@ -1,7 +1,8 @@
 //! A well-behaved plugin exercising accessors and mutators: tags the record with its
 //! config string and the node name, masks env vars matching `*SECRET*`, and routes or
 //! drops by the container label `route` / `drop`. Also reads several annotations and env
-//! vars in one call each and sets tags in one batch.
+//! vars in one call each, reads a mix of fields with one `select`, and sets tags in one
+//! batch.
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
 use exports::gannet::plugin::handler::Guest;
@@ -69,6 +70,34 @@ impl Guest for Plugin {
         ]);
         let masked = record.mask_env_matching(&["*SECRET*".to_string()], "***");
         record.set_tag("masked", &masked.to_string());
+        // Many reads in one call; they see this call's own edits (the mask, the tags).
+        use gannet::plugin::types::Field;
+        let fields = [
+            Field::Namespace,
+            Field::Env("DB_SECRET".into()),
+            Field::Tag("twice".into()),
+            Field::Annotation("missing".into()),
+            Field::Id,
+            Field::IsSandbox,
+            Field::Label("app".into()),
+        ];
+        let selection = record.select(&fields);
+        let selected: Vec<String> = selection
+            .spans
+            .iter()
+            .map(|&span| {
+                if span == u64::MAX {
+                    return "-".to_string();
+                }
+                let (start, len) = ((span >> 32) as usize, (span & 0xffff_ffff) as usize);
+                selection
+                    .text
+                    .get(start..start + len)
+                    .unwrap_or("bad span")
+                    .to_string()
+            })
+            .collect();
+        record.set_tag("selected", &selected.join(","));
         if record.label("drop").is_some() {
             return Ok(Verdict::Drop);
         }

@@ -1,0 +1,159 @@
+//! The `select` accessor: many values of the record in one host call.
+//!
+//! Owns reading a [`Field`] from a record and packing the answer as one string plus byte
+//! ranges, so the guest pays two allocations for the whole answer instead of one per value
+//! (each allocation is a call back into the guest).
+
+use std::borrow::Cow;
+
+use super::wit::gannet::plugin::types::{Field, Selection};
+
+/// The span of a field the record has no value for.
+pub const ABSENT: u64 = u64::MAX;
+use crate::record::ContainerRecord;
+
+/// Why a selection cannot be packed.
+#[derive(Debug, thiserror::Error)]
+#[error("select: the values come to more than 4 GiB")]
+pub struct SelectionTooLarge;
+
+/// The value of `field` in `record` as text, or `None` when the record has none.
+fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>> {
+    let text = |s: &'r String| Some(Cow::Borrowed(s.as_str()));
+    let maybe = |s: &'r Option<String>| s.as_deref().map(Cow::Borrowed);
+    match field {
+        Field::Id => text(&record.id),
+        Field::Name => text(&record.name),
+        Field::State => Some(Cow::Borrowed(record.state.as_str())),
+        Field::Pid => Some(Cow::Owned(record.pid.to_string())),
+        Field::Created => record.created.map(|t| Cow::Owned(t.to_string())),
+        Field::Started => record.started.map(|t| Cow::Owned(t.to_string())),
+        Field::Finished => record.finished.map(|t| Cow::Owned(t.to_string())),
+        Field::ExitCode => record.exit_code.map(|c| Cow::Owned(c.to_string())),
+        Field::Reason => maybe(&record.reason),
+        Field::RestartCount => Some(Cow::Owned(record.restart_count.to_string())),
+        Field::SandboxId => text(&record.sandbox_id),
+        Field::RuntimeName => text(&record.runtime_name),
+        Field::Snapshotter => maybe(&record.snapshotter),
+        Field::Image => text(&record.image),
+        Field::ImageDigest => maybe(&record.image_digest),
+        Field::LogPath => text(&record.log_path),
+        Field::LogFormat => text(&record.log_format),
+        Field::CgroupPath => maybe(&record.cgroup_path),
+        Field::HostsPath => maybe(&record.hosts_path),
+        Field::HostnamePath => maybe(&record.hostname_path),
+        Field::Hostname => maybe(&record.hostname),
+        Field::UpperDir => maybe(&record.upper_dir),
+        Field::RootfsDir => maybe(&record.rootfs_dir),
+        Field::Namespace => text(&record.k8s.namespace),
+        Field::PodName => text(&record.k8s.pod_name),
+        Field::PodUid => text(&record.k8s.pod_uid),
+        Field::ContainerName => text(&record.k8s.container_name),
+        Field::IsSandbox => Some(Cow::Borrowed(if record.k8s.is_sandbox {
+            "true"
+        } else {
+            "false"
+        })),
+        Field::Label(key) => record.labels.get(key).and_then(text),
+        Field::PodLabel(key) => record.k8s.pod_labels.get(key).and_then(text),
+        Field::Annotation(key) => record.annotations.get(key).and_then(text),
+        Field::PodAnnotation(key) => record.k8s.pod_annotations.get(key).and_then(text),
+        Field::Env(name) => record.env.get(name).and_then(text),
+        Field::Tag(key) => record.tags.get(key).and_then(text),
+    }
+}
+
+/// The values of `fields` in `record`, packed: one string and a range per field.
+///
+/// # Errors
+/// [`SelectionTooLarge`] when the values do not fit the 32-bit ranges of the WIT type.
+pub fn select(record: &ContainerRecord, fields: &[Field]) -> Result<Selection, SelectionTooLarge> {
+    let mut text = String::with_capacity(32 * fields.len());
+    let mut spans = Vec::with_capacity(fields.len());
+    for field in fields {
+        let span = match value(record, field) {
+            Some(value) => {
+                let start = u32::try_from(text.len()).map_err(|_| SelectionTooLarge)?;
+                let len = u32::try_from(value.len()).map_err(|_| SelectionTooLarge)?;
+                start.checked_add(len).ok_or(SelectionTooLarge)?;
+                text.push_str(&value);
+                u64::from(start) << 32 | u64::from(len)
+            }
+            None => ABSENT,
+        };
+        spans.push(span);
+    }
+    Ok(Selection { text, spans })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ContainerState;
+
+    /// The value a span points at, as the guest SDK reads it.
+    fn at(selection: &Selection, i: usize) -> Option<&str> {
+        let span = *selection.spans.get(i)?;
+        if span == ABSENT {
+            return None;
+        }
+        let start = (span >> 32) as usize;
+        selection
+            .text
+            .get(start..start + (span & 0xffff_ffff) as usize)
+    }
+
+    #[test]
+    fn fields_of_every_kind_are_packed_in_order() -> Result<(), SelectionTooLarge> {
+        let mut r = ContainerRecord {
+            id: "abc".into(),
+            state: ContainerState::Running,
+            pid: 42,
+            exit_code: None,
+            ..Default::default()
+        };
+        r.k8s.namespace = "shop".into();
+        r.k8s.pod_labels.insert("app".into(), "web".into());
+        r.env.insert("EMPTY".into(), String::new());
+        r.tags.insert("team".into(), "payments".into());
+        let fields = [
+            Field::Namespace,
+            Field::PodLabel("app".into()),
+            Field::PodLabel("missing".into()),
+            Field::Env("EMPTY".into()),
+            Field::Pid,
+            Field::State,
+            Field::IsSandbox,
+            Field::ExitCode,
+            Field::Tag("team".into()),
+            Field::Id,
+        ];
+        let s = select(&r, &fields)?;
+        assert_eq!(s.spans.len(), fields.len());
+        let got: Vec<Option<&str>> = (0..fields.len()).map(|i| at(&s, i)).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some("shop"),
+                Some("web"),
+                None,
+                Some(""),
+                Some("42"),
+                Some("running"),
+                Some("false"),
+                None,
+                Some("payments"),
+                Some("abc"),
+            ]
+        );
+        assert_eq!(s.text, "shopweb42runningfalsepaymentsabc");
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_request_gets_an_empty_answer() -> Result<(), SelectionTooLarge> {
+        let s = select(&ContainerRecord::default(), &[])?;
+        assert!(s.text.is_empty() && s.spans.is_empty());
+        Ok(())
+    }
+}
