@@ -44,9 +44,16 @@ impl Glob {
 
     fn matches(&self, name: &str) -> bool {
         match self {
-            Self::Exact(exact) => name == exact,
-            Self::Prefix(prefix) => name.starts_with(prefix.as_str()),
-            Self::Suffix(suffix) => name.ends_with(suffix.as_str()),
+            Self::Exact(exact) => same(name.as_bytes(), exact.as_bytes()),
+            Self::Prefix(prefix) => name
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|head| same(head, prefix.as_bytes())),
+            Self::Suffix(suffix) => name
+                .len()
+                .checked_sub(suffix.len())
+                .and_then(|at| name.as_bytes().get(at..))
+                .is_some_and(|tail| same(tail, suffix.as_bytes())),
             Self::Contains(piece) => find(name.as_bytes(), piece.as_bytes()).is_some(),
             Self::General { head, pieces, last } => {
                 let Some(rest) = name
@@ -70,6 +77,12 @@ impl Glob {
 
 /// The first position of `needle` in `hay`. Env names are short (tens of bytes), where a
 /// plain scan beats the set-up of a vectorised substring search.
+/// Byte equality as a loop, not `==` (a libc `memcmp` call): names and literals are a
+/// few bytes, where the call costs more than the comparison.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let Some((&first, tail)) = needle.split_first() else {
         return Some(0);
@@ -168,8 +181,7 @@ impl GlobSet {
                 let Some(window) = hay.get(at..at + literal.len()) else {
                     continue;
                 };
-                // A byte loop, not `==` (a libc memcmp call): literals are a few bytes.
-                if window.iter().zip(literal).all(|(a, b)| a == b) {
+                if same(window, literal) {
                     return true;
                 }
             }

@@ -31,13 +31,29 @@ impl EditableMap {
     }
 }
 
-/// One edit: the map, the key, and the value the key had before (`None`: it was absent).
-type Entry = (EditableMap, String, Option<String>);
+/// One edit, with what it replaced.
+#[derive(Debug)]
+enum Edit {
+    /// `key` was set or removed; `old` is what it held (`None`: it was absent).
+    Keyed {
+        map: EditableMap,
+        key: String,
+        old: Option<String>,
+    },
+    /// The value of the `index`th key (in key order) was replaced; `old` is what it held.
+    /// Kept by position so a bulk edit copies no keys: when it is undone, every later
+    /// edit has been undone already, so the map has the same keys as when it was made.
+    At {
+        map: EditableMap,
+        index: usize,
+        old: String,
+    },
+}
 
 /// The edits of the current call, oldest first.
 #[derive(Debug, Default)]
 pub struct UndoLog {
-    entries: Vec<Entry>,
+    entries: Vec<Edit>,
 }
 
 impl UndoLog {
@@ -58,11 +74,19 @@ impl UndoLog {
         match values.get_mut(&key) {
             Some(slot) => {
                 let old = std::mem::replace(slot, value);
-                self.entries.push((map, key, Some(old)));
+                self.entries.push(Edit::Keyed {
+                    map,
+                    key,
+                    old: Some(old),
+                });
             }
             None => {
                 values.insert(key.clone(), value);
-                self.entries.push((map, key, None));
+                self.entries.push(Edit::Keyed {
+                    map,
+                    key,
+                    old: None,
+                });
             }
         }
     }
@@ -71,7 +95,11 @@ impl UndoLog {
     pub fn remove(&mut self, record: &mut ContainerRecord, map: EditableMap, key: &str) -> bool {
         match map.of(record).remove_entry(key) {
             Some((key, old)) => {
-                self.entries.push((map, key, Some(old)));
+                self.entries.push(Edit::Keyed {
+                    map,
+                    key,
+                    old: Some(old),
+                });
                 true
             }
             None => false,
@@ -105,10 +133,10 @@ impl UndoLog {
         value: &str,
     ) -> u32 {
         let mut count = 0u32;
-        for (key, slot) in map.of(record).iter_mut() {
+        for (index, (key, slot)) in map.of(record).iter_mut().enumerate() {
             if matches(key) {
                 let old = std::mem::replace(slot, value.to_string());
-                self.entries.push((map, key.clone(), Some(old)));
+                self.entries.push(Edit::At { map, index, old });
                 count = count.saturating_add(1);
             }
         }
@@ -124,7 +152,11 @@ impl UndoLog {
     ) -> u32 {
         let mut count = 0u32;
         for (key, old) in map.of(record).extract_if(.., |key, _| matches(key)) {
-            self.entries.push((map, key, Some(old)));
+            self.entries.push(Edit::Keyed {
+                map,
+                key,
+                old: Some(old),
+            });
             count = count.saturating_add(1);
         }
         count
@@ -137,14 +169,26 @@ impl UndoLog {
 
     /// Undoes every edit, newest first, leaving `record` as it was before the call.
     pub fn rollback(&mut self, record: &mut ContainerRecord) {
-        while let Some((map, key, old)) = self.entries.pop() {
-            let values = map.of(record);
-            match old {
-                Some(old) => {
-                    values.insert(key, old);
+        while let Some(edit) = self.entries.pop() {
+            match edit {
+                Edit::Keyed {
+                    map,
+                    key,
+                    old: Some(old),
+                } => {
+                    map.of(record).insert(key, old);
                 }
-                None => {
-                    values.remove(&key);
+                Edit::Keyed {
+                    map,
+                    key,
+                    old: None,
+                } => {
+                    map.of(record).remove(&key);
+                }
+                Edit::At { map, index, old } => {
+                    if let Some((_, value)) = map.of(record).iter_mut().nth(index) {
+                        *value = old;
+                    }
                 }
             }
         }
@@ -179,6 +223,13 @@ mod tests {
             log.replace_matching(r, EditableMap::Env, |k| k.contains("PASS"), "***"),
             1
         );
+        // A key inserted before the replaced ones, then a second bulk replace: undoing
+        // must find each replaced value by the position it had when it was replaced.
+        log.set(r, EditableMap::Env, "AAA".into(), "first".into());
+        assert_eq!(
+            log.replace_matching(r, EditableMap::Env, |k| k != "AAA", "###"),
+            2
+        );
         assert_eq!(
             log.remove_matching(r, EditableMap::Env, |k| k.starts_with("DB_")),
             1
@@ -194,7 +245,8 @@ mod tests {
         assert_eq!(r.tags.get("team").map(String::as_str), Some("c"));
         assert_eq!(r.tags.get("new").map(String::as_str), Some("x"));
         assert_eq!(r.labels.get("app").map(String::as_str), Some("api"));
-        assert_eq!(r.env.get("HOME").map(String::as_str), Some("/home"));
+        assert_eq!(r.env.get("HOME").map(String::as_str), Some("###"));
+        assert_eq!(r.env.get("AAA").map(String::as_str), Some("first"));
         assert_eq!(r.env.get("DB_PASSWORD"), None);
         assert!(!r.env.contains_key("MISSING"));
         let edited = r.clone();
