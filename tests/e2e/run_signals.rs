@@ -253,6 +253,10 @@ fn sighup_switches_the_log_format_live() -> TestResult {
             running.len() == 1 && !is_json_object(running[0]),
             "text at start: {started}"
         );
+        assert!(
+            !started.contains('\u{1b}'),
+            "no colour codes in a log that goes to a file, NO_COLOR unset: {started:?}"
+        );
 
         // text -> json: the reload's own line is already json.
         std::fs::write(&config, with_format("json"))?;

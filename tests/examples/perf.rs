@@ -945,7 +945,7 @@ async fn main() -> Result<()> {
         );
     }
     println!(
-        "| 4d | plugin chain throughput (lc-filter -> team-labels -> redact-env) | - | from `cargo bench -p gannet --bench plugin_chain` (docs/BENCHMARKS.md, Plugin chain) | >= 200,000 records/s |"
+        "| 4d | plugin chain throughput (lc-filter -> team-labels -> redact-env) | - | from `cargo bench -p gannet --bench plugin_chain -- --interleaved` (docs/BENCHMARKS.md, Plugin chain) | >= 200,000 records/s |"
     );
     if let Some(lab) = private {
         lab.down()?;

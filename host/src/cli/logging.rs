@@ -4,6 +4,8 @@
 //! [`init_agent`]: a reloadable level filter and a reloadable [`FormatSwitch`], so SIGHUP
 //! changes `logging.level` and `logging.format` live through the returned [`LogReload`].
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use tracing::span;
 use tracing::{Dispatch, Event, Subscriber};
@@ -15,6 +17,12 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
 use crate::config::{LogFormat, LoggingConfig};
 
+/// True when text logs may carry colour codes: only for a person at a terminal, never in
+/// a file, a pipe or journald, and never with `NO_COLOR` set (https://no-color.org).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs a text logger on stderr at `default_level` unless `RUST_LOG` says otherwise.
 pub fn init_stderr(default_level: &str) {
     let filter =
@@ -22,6 +30,7 @@ pub fn init_stderr(default_level: &str) {
     // A second init (tests calling twice) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -45,13 +54,15 @@ impl<S> FormatSwitch<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    /// Both formats writing to `writer`, `format` selected.
+    /// Both formats writing to `writer`, `format` selected. Text carries colour codes only
+    /// when stderr is a terminal (the agent's writer is stderr).
     pub fn new<W>(format: LogFormat, writer: W) -> Self
     where
         W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
     {
         Self {
             text: tracing_subscriber::fmt::layer()
+                .with_ansi(colour())
                 .with_writer(writer.clone())
                 .boxed(),
             json: tracing_subscriber::fmt::layer()
