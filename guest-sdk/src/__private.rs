@@ -14,9 +14,30 @@ pub type Slot<S> = RefCell<Option<S>>;
 /// What `init` says when the config does not parse.
 const CONFIG_PREFIX: &str = "invalid plugin config";
 
-/// Parses the config JSON into `C`; the error is what the operator sees.
+/// Parses the config JSON into `C`; the error is what the operator sees, so it names the
+/// key (as the sidecar's `[config]` spells it) rather than a position in JSON the
+/// operator never wrote.
 pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, String> {
-    serde_json::from_str(json).map_err(|e| format!("{CONFIG_PREFIX}: {e}"))
+    let mut document = serde_json::Deserializer::from_str(json);
+    let config = serde_path_to_error::deserialize(&mut document).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // serde_json ends with " at line L column C" of the host-made JSON: meaningless here.
+        let message = match message.rfind(" at line ") {
+            Some(at) => &message[..at],
+            None => &message[..],
+        };
+        let names_itself = !key.contains('.') && message.contains(&format!("`{key}`"));
+        if key == "." || key.is_empty() || names_itself {
+            format!("{CONFIG_PREFIX}: {message}")
+        } else {
+            format!("{CONFIG_PREFIX}: key `{key}`: {message}")
+        }
+    })?;
+    document
+        .end()
+        .map_err(|e| format!("{CONFIG_PREFIX}: {e}"))?;
+    Ok(config)
 }
 
 /// A plugin without a config parameter takes no config: only `{}` (or nothing).
@@ -92,12 +113,24 @@ mod tests {
             a: u32,
         }
         let err = parse_config::<C>(r#"{"a":"x"}"#).err().unwrap_or_default();
-        assert!(
-            err.starts_with("invalid plugin config: invalid type"),
-            "{err}"
+        assert_eq!(
+            err,
+            "invalid plugin config: key `a`: invalid type: string \"x\", expected u32"
         );
         let err = parse_config::<C>(r#"{"b":1}"#).err().unwrap_or_default();
-        assert!(err.contains("unknown field `b`"), "{err}");
+        assert!(
+            err.starts_with("invalid plugin config: unknown field `b`") && !err.contains("line"),
+            "{err}"
+        );
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: C,
+        }
+        let err = parse_config::<Outer>(r#"{"inner":{"a":-1}}"#)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("key `inner.a`: invalid value"), "{err}");
     }
 
     thread_local! {

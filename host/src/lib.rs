@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod plugins;
 pub mod record;
+pub mod toml_doc;
 
 // Discovery: runtime clients, conversion, the table and the sync loop.
 pub mod containerd;

@@ -61,12 +61,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(super) fn from_toml(e: toml::de::Error, text: &str, path: &Path) -> Self {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
-            .unwrap_or(1);
-        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    pub(super) fn from_toml(e: crate::toml_doc::TomlError, path: &Path) -> Self {
+        let crate::toml_doc::TomlError { line, message } = e;
         Self::Parse {
             path: path.to_path_buf(),
             line,

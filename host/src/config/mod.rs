@@ -408,7 +408,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Parse`] with the line, the key and what the parser expected.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(e, text, origin))
+        crate::toml_doc::parse(text).map_err(|e| ConfigError::from_toml(e, origin))
     }
 
     /// Reads and parses a file (not yet validated).

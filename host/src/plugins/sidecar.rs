@@ -195,16 +195,10 @@ impl Sidecar {
     /// # Errors
     /// [`SidecarError::Parse`] or [`SidecarError::Invalid`].
     pub fn parse(path: &Path, text: &str) -> Result<Self, SidecarError> {
-        let file: SidecarFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .unwrap_or(1);
-            SidecarError::Parse {
-                path: path.to_path_buf(),
-                message: e.message().replace('\n', " "),
-                line,
-            }
+        let file: SidecarFile = crate::toml_doc::parse(text).map_err(|e| SidecarError::Parse {
+            path: path.to_path_buf(),
+            message: e.message,
+            line: e.line,
         })?;
         let invalid = |field, problem: String| SidecarError::Invalid {
             path: path.to_path_buf(),
