@@ -50,6 +50,11 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// Most bytes one linear memory may grow to; `None` means no limit.
+    pub fn limit_bytes(&self) -> Option<usize> {
+        self.limit_bytes
+    }
+
     /// A limiter allowing at most `limit_bytes` per memory.
     pub fn new(limit_bytes: Option<usize>) -> Self {
         Self {
@@ -342,7 +347,8 @@ impl container::HostContainer for HostState {
     }
 
     fn select(&mut self, h: Handle, fields: Vec<types::Field>) -> R<types::Selection> {
-        Ok(select::select(self.check(&h)?, &fields)?)
+        let max_bytes = self.limiter.limit_bytes().unwrap_or(usize::MAX);
+        Ok(select::select(self.check(&h)?, &fields, max_bytes)?)
     }
 
     fn label(&mut self, h: Handle, key: String) -> R<Option<String>> {

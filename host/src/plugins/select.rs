@@ -13,9 +13,14 @@ pub const ABSENT: u64 = u64::MAX;
 use crate::record::ContainerRecord;
 
 /// Why a selection cannot be packed.
-#[derive(Debug, thiserror::Error)]
-#[error("select: the values come to more than 4 GiB")]
-pub struct SelectionTooLarge;
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "select: the values come to more than {limit} bytes, more than the plugin's memory could take"
+)]
+pub struct SelectionTooLarge {
+    /// The most bytes the values may come to.
+    pub limit: usize,
+}
 
 /// The value of `field` in `record` as text, or `None` when the record has none.
 fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>> {
@@ -65,17 +70,30 @@ fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>>
 
 /// The values of `fields` in `record`, packed: one string and a range per field.
 ///
+/// `max_bytes` bounds what the host builds: a plugin asking for the same large field a
+/// million times gets an error (a trap) instead of making the agent allocate for it. Pass
+/// the plugin's memory limit: the answer could not be copied into its memory anyway.
+///
 /// # Errors
-/// [`SelectionTooLarge`] when the values do not fit the 32-bit ranges of the WIT type.
-pub fn select(record: &ContainerRecord, fields: &[Field]) -> Result<Selection, SelectionTooLarge> {
-    let mut text = String::with_capacity(32 * fields.len());
+/// [`SelectionTooLarge`] when the values come to more than `max_bytes` (or 4 GiB, the
+/// reach of the WIT type's 32-bit ranges).
+pub fn select(
+    record: &ContainerRecord,
+    fields: &[Field],
+    max_bytes: usize,
+) -> Result<Selection, SelectionTooLarge> {
+    let limit = max_bytes.min(u32::MAX as usize);
+    let too_large = SelectionTooLarge { limit };
+    let mut text = String::with_capacity((32 * fields.len()).min(limit));
     let mut spans = Vec::with_capacity(fields.len());
     for field in fields {
         let span = match value(record, field) {
             Some(value) => {
-                let start = u32::try_from(text.len()).map_err(|_| SelectionTooLarge)?;
-                let len = u32::try_from(value.len()).map_err(|_| SelectionTooLarge)?;
-                start.checked_add(len).ok_or(SelectionTooLarge)?;
+                if text.len() + value.len() > limit {
+                    return Err(too_large);
+                }
+                let start = u32::try_from(text.len()).map_err(|_| too_large.clone())?;
+                let len = u32::try_from(value.len()).map_err(|_| too_large.clone())?;
                 text.push_str(&value);
                 u64::from(start) << 32 | u64::from(len)
             }
@@ -128,7 +146,7 @@ mod tests {
             Field::Tag("team".into()),
             Field::Id,
         ];
-        let s = select(&r, &fields)?;
+        let s = select(&r, &fields, usize::MAX)?;
         assert_eq!(s.spans.len(), fields.len());
         let got: Vec<Option<&str>> = (0..fields.len()).map(|i| at(&s, i)).collect();
         assert_eq!(
@@ -151,8 +169,20 @@ mod tests {
     }
 
     #[test]
+    fn a_request_beyond_the_limit_is_refused_before_it_is_built() {
+        let r = ContainerRecord {
+            image: "x".repeat(100),
+            ..Default::default()
+        };
+        let fields = vec![Field::Image; 1000];
+        assert!(select(&r, &fields, 100_000).is_ok());
+        let refused = select(&r, &fields, 99_999).err().map(|e| e.limit);
+        assert_eq!(refused, Some(99_999));
+    }
+
+    #[test]
     fn an_empty_request_gets_an_empty_answer() -> Result<(), SelectionTooLarge> {
-        let s = select(&ContainerRecord::default(), &[])?;
+        let s = select(&ContainerRecord::default(), &[], usize::MAX)?;
         assert!(s.text.is_empty() && s.spans.is_empty());
         Ok(())
     }
