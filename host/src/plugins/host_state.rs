@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::glob::GlobSet;
 use super::metrics::PluginCounters;
-use super::select;
+use super::select::{self, AnswerTooLarge};
 use super::undo::{EditableMap, UndoLog};
 use super::wit::gannet::plugin::{container, host, types};
 use crate::record::{ContainerRecord, ContainerState};
@@ -34,9 +34,28 @@ fn key_values(map: &BTreeMap<String, String>) -> Vec<types::KeyValue> {
         .collect()
 }
 
-/// The values of `keys` in `map`, in the order of `keys`.
-fn values(map: &BTreeMap<String, String>, keys: &[String]) -> Vec<Option<String>> {
-    keys.iter().map(|k| map.get(k).cloned()).collect()
+/// The values of `keys` in `map`, in the order of `keys`; refused when they come to more
+/// than `max_bytes` (see [`AnswerTooLarge`]).
+fn values(
+    map: &BTreeMap<String, String>,
+    keys: &[String],
+    accessor: &'static str,
+    max_bytes: usize,
+) -> Result<Vec<Option<String>>, AnswerTooLarge> {
+    let mut total = 0usize;
+    keys.iter()
+        .map(|k| {
+            let value = map.get(k);
+            total = total.saturating_add(value.map_or(0, String::len));
+            if total > max_bytes {
+                return Err(AnswerTooLarge {
+                    accessor,
+                    limit: max_bytes,
+                });
+            }
+            Ok(value.cloned())
+        })
+        .collect()
 }
 
 /// A memory limiter that remembers whether it refused a growth, so a failed call can be
@@ -211,6 +230,12 @@ impl HostState {
         Ok((&mut *self.record, &mut self.undo))
     }
 
+    /// The most bytes of values one read may return: the plugin's memory limit, since
+    /// more could not be copied into its memory anyway.
+    fn answer_limit(&self) -> usize {
+        self.limiter.limit_bytes().unwrap_or(usize::MAX)
+    }
+
     /// Checks the handle and makes `globs` the compiled form of `patterns`.
     fn prepare_globs(
         &mut self,
@@ -347,7 +372,7 @@ impl container::HostContainer for HostState {
     }
 
     fn select(&mut self, h: Handle, fields: Vec<types::Field>) -> R<types::Selection> {
-        let max_bytes = self.limiter.limit_bytes().unwrap_or(usize::MAX);
+        let max_bytes = self.answer_limit();
         Ok(select::select(self.check(&h)?, &fields, max_bytes)?)
     }
 
@@ -355,7 +380,13 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.labels.get(&key).cloned())
     }
     fn label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        Ok(values(&self.check(&h)?.labels, &keys))
+        let max_bytes = self.answer_limit();
+        Ok(values(
+            &self.check(&h)?.labels,
+            &keys,
+            "label-values",
+            max_bytes,
+        )?)
     }
     fn labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.labels))
@@ -364,7 +395,13 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.k8s.pod_labels.get(&key).cloned())
     }
     fn pod_label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        Ok(values(&self.check(&h)?.k8s.pod_labels, &keys))
+        let max_bytes = self.answer_limit();
+        Ok(values(
+            &self.check(&h)?.k8s.pod_labels,
+            &keys,
+            "pod-label-values",
+            max_bytes,
+        )?)
     }
     fn pod_labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.k8s.pod_labels))
@@ -373,7 +410,13 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.annotations.get(&key).cloned())
     }
     fn annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        Ok(values(&self.check(&h)?.annotations, &keys))
+        let max_bytes = self.answer_limit();
+        Ok(values(
+            &self.check(&h)?.annotations,
+            &keys,
+            "annotation-values",
+            max_bytes,
+        )?)
     }
     fn annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.annotations))
@@ -382,7 +425,13 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.k8s.pod_annotations.get(&key).cloned())
     }
     fn pod_annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        Ok(values(&self.check(&h)?.k8s.pod_annotations, &keys))
+        let max_bytes = self.answer_limit();
+        Ok(values(
+            &self.check(&h)?.k8s.pod_annotations,
+            &keys,
+            "pod-annotation-values",
+            max_bytes,
+        )?)
     }
     fn pod_annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.k8s.pod_annotations))
@@ -391,7 +440,13 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.env.get(&name).cloned())
     }
     fn env_values(&mut self, h: Handle, names: Vec<String>) -> R<Vec<Option<String>>> {
-        Ok(values(&self.check(&h)?.env, &names))
+        let max_bytes = self.answer_limit();
+        Ok(values(
+            &self.check(&h)?.env,
+            &names,
+            "env-values",
+            max_bytes,
+        )?)
     }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
         Ok(self.check(&h)?.env.keys().cloned().collect())
@@ -495,6 +550,21 @@ impl container::HostContainer for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_key_reads_are_bounded_by_the_memory_limit() {
+        let mut map = BTreeMap::new();
+        map.insert("k".to_string(), "v".repeat(10));
+        let keys = vec!["k".to_string(); 100];
+        assert!(values(&map, &keys, "label-values", 1000).is_ok_and(|v| v.len() == 100));
+        let refused = values(&map, &keys, "label-values", 999).err();
+        assert!(
+            refused.is_some_and(|e| e.accessor == "label-values" && e.limit == 999),
+            "a read of more than the limit is refused"
+        );
+        let missing = vec!["absent".to_string(); 100];
+        assert!(values(&map, &missing, "label-values", 0).is_ok());
+    }
 
     #[test]
     fn log_limiter_allows_a_burst_then_refuses() {

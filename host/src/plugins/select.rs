@@ -2,22 +2,24 @@
 //!
 //! Owns reading a [`Field`] from a record and packing the answer as one string plus byte
 //! ranges, so the guest pays two allocations for the whole answer instead of one per value
-//! (each allocation is a call back into the guest).
+//! (each allocation is a call back into the guest). Also owns [`AnswerTooLarge`], the bound
+//! on what any read may make the host build.
 
 use std::borrow::Cow;
 
 use super::wit::gannet::plugin::types::{Field, Selection};
+use crate::record::ContainerRecord;
 
 /// The span of a field the record has no value for.
 pub const ABSENT: u64 = u64::MAX;
-use crate::record::ContainerRecord;
 
-/// Why a selection cannot be packed.
+/// Why the host refuses to answer a read: the values asked for would not fit the
+/// plugin's memory (a plugin asking for the same value a million times).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "select: the values come to more than {limit} bytes, more than the plugin's memory could take"
-)]
-pub struct SelectionTooLarge {
+#[error("{accessor}: the values come to more than {limit} bytes, more than the plugin's memory could take")]
+pub struct AnswerTooLarge {
+    /// The accessor that was called.
+    pub accessor: &'static str,
     /// The most bytes the values may come to.
     pub limit: usize,
 }
@@ -75,15 +77,18 @@ fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>>
 /// the plugin's memory limit: the answer could not be copied into its memory anyway.
 ///
 /// # Errors
-/// [`SelectionTooLarge`] when the values come to more than `max_bytes` (or 4 GiB, the
+/// [`AnswerTooLarge`] when the values come to more than `max_bytes` (or 4 GiB, the
 /// reach of the WIT type's 32-bit ranges).
 pub fn select(
     record: &ContainerRecord,
     fields: &[Field],
     max_bytes: usize,
-) -> Result<Selection, SelectionTooLarge> {
+) -> Result<Selection, AnswerTooLarge> {
     let limit = max_bytes.min(u32::MAX as usize);
-    let too_large = SelectionTooLarge { limit };
+    let too_large = AnswerTooLarge {
+        accessor: "select",
+        limit,
+    };
     let mut text = String::with_capacity((32 * fields.len()).min(limit));
     let mut spans = Vec::with_capacity(fields.len());
     for field in fields {
@@ -122,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn fields_of_every_kind_are_packed_in_order() -> Result<(), SelectionTooLarge> {
+    fn fields_of_every_kind_are_packed_in_order() -> Result<(), AnswerTooLarge> {
         let mut r = ContainerRecord {
             id: "abc".into(),
             state: ContainerState::Running,
@@ -181,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_request_gets_an_empty_answer() -> Result<(), SelectionTooLarge> {
+    fn an_empty_request_gets_an_empty_answer() -> Result<(), AnswerTooLarge> {
         let s = select(&ContainerRecord::default(), &[], usize::MAX)?;
         assert!(s.text.is_empty() && s.spans.is_empty());
         Ok(())
