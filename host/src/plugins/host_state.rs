@@ -236,6 +236,19 @@ impl HostState {
         self.limiter.limit_bytes().unwrap_or(usize::MAX)
     }
 
+    /// Checks the handle; the values of `keys` in the map `pick` chooses, bounded by
+    /// [`answer_limit`](Self::answer_limit).
+    fn bounded_values(
+        &self,
+        handle: &Resource<ContainerHandle>,
+        keys: &[String],
+        accessor: &'static str,
+        pick: impl Fn(&ContainerRecord) -> &BTreeMap<String, String>,
+    ) -> wasmtime::Result<Vec<Option<String>>> {
+        let map = pick(self.check(handle)?);
+        Ok(values(map, keys, accessor, self.answer_limit())?)
+    }
+
     /// Checks the handle and makes `globs` the compiled form of `patterns`.
     fn prepare_globs(
         &mut self,
@@ -380,13 +393,7 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.labels.get(&key).cloned())
     }
     fn label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        let max_bytes = self.answer_limit();
-        Ok(values(
-            &self.check(&h)?.labels,
-            &keys,
-            "label-values",
-            max_bytes,
-        )?)
+        self.bounded_values(&h, &keys, "label-values", |r| &r.labels)
     }
     fn labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.labels))
@@ -395,13 +402,7 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.k8s.pod_labels.get(&key).cloned())
     }
     fn pod_label_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        let max_bytes = self.answer_limit();
-        Ok(values(
-            &self.check(&h)?.k8s.pod_labels,
-            &keys,
-            "pod-label-values",
-            max_bytes,
-        )?)
+        self.bounded_values(&h, &keys, "pod-label-values", |r| &r.k8s.pod_labels)
     }
     fn pod_labels(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.k8s.pod_labels))
@@ -410,13 +411,7 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.annotations.get(&key).cloned())
     }
     fn annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        let max_bytes = self.answer_limit();
-        Ok(values(
-            &self.check(&h)?.annotations,
-            &keys,
-            "annotation-values",
-            max_bytes,
-        )?)
+        self.bounded_values(&h, &keys, "annotation-values", |r| &r.annotations)
     }
     fn annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.annotations))
@@ -425,13 +420,9 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.k8s.pod_annotations.get(&key).cloned())
     }
     fn pod_annotation_values(&mut self, h: Handle, keys: Vec<String>) -> R<Vec<Option<String>>> {
-        let max_bytes = self.answer_limit();
-        Ok(values(
-            &self.check(&h)?.k8s.pod_annotations,
-            &keys,
-            "pod-annotation-values",
-            max_bytes,
-        )?)
+        self.bounded_values(&h, &keys, "pod-annotation-values", |r| {
+            &r.k8s.pod_annotations
+        })
     }
     fn pod_annotations(&mut self, h: Handle) -> R<Vec<types::KeyValue>> {
         Ok(key_values(&self.check(&h)?.k8s.pod_annotations))
@@ -440,13 +431,7 @@ impl container::HostContainer for HostState {
         Ok(self.check(&h)?.env.get(&name).cloned())
     }
     fn env_values(&mut self, h: Handle, names: Vec<String>) -> R<Vec<Option<String>>> {
-        let max_bytes = self.answer_limit();
-        Ok(values(
-            &self.check(&h)?.env,
-            &names,
-            "env-values",
-            max_bytes,
-        )?)
+        self.bounded_values(&h, &names, "env-values", |r| &r.env)
     }
     fn env_names(&mut self, h: Handle) -> R<Vec<String>> {
         Ok(self.check(&h)?.env.keys().cloned().collect())

@@ -114,10 +114,14 @@ impl UndoLog {
         key: &str,
         value: &str,
     ) -> bool {
-        match map.of(record).get_key_value(key) {
-            Some((key, _)) => {
-                let key = key.clone();
-                self.set(record, map, key, value.to_string());
+        match map.of(record).get_mut(key) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, value.to_string());
+                self.entries.push(Edit::Keyed {
+                    map,
+                    key: key.to_string(),
+                    old: Some(old),
+                });
                 true
             }
             None => false,
