@@ -4,13 +4,14 @@
 //! accessor call each), each example plugin, the chain lc-filter -> team-labels
 //! -> redact-env, and the same three written natively in Rust (the ratio baseline).
 //!
-//! The wasm plugins are built from source (`plugins/`, wasm32-wasip2, release) before
-//! measuring. Run: `cargo bench -p gannet --bench plugin_chain`. Results: docs/BENCHMARKS.md.
+//! The wasm plugins are built from source (`plugins/`, wasm32-wasip2, release, by the test
+//! kit's builder) before measuring. Run: `cargo bench -p gannet --bench plugin_chain`.
+//! Results: docs/BENCHMARKS.md. `cargo test --benches` (what scripts/test.sh runs) runs
+//! each case once, in criterion's test mode, to prove the benchmark still works.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,42 +21,8 @@ use gannet::plugins::{
     PluginMetrics, Sidecar,
 };
 use gannet::record::{ContainerRecord, ContainerState, Lifecycle, Mount};
+use gannet_test_kit::PluginWorkspace;
 use regex::Regex;
-
-/// The repository root (this crate lives in `host/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
-/// Builds the plugins workspace (a no-op when it is up to date); returns the `.wasm` dir.
-fn build_plugins() -> Result<PathBuf, String> {
-    let manifest = repo_root().join("plugins/Cargo.toml");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building {} failed:\n{}",
-            manifest.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(repo_root().join("plugins/target/wasm32-wasip2/release"))
-}
 
 /// A record of realistic size: 30 labels, 40 env vars (6 secret-looking), 10 mounts,
 /// 10 container annotations, 8 pod labels and 6 pod annotations.
@@ -468,10 +435,11 @@ fn native_four_reads(mut r: ContainerRecord) -> Option<ContainerRecord> {
 
 /// Every case: the plugin engines, chains and native baselines, ready to step.
 fn all_cases() -> Vec<Case> {
-    let dir = match build_plugins() {
+    // A no-op when scripts/test.sh (or an earlier run) built them.
+    let dir = match PluginWorkspace::Examples.build() {
         Ok(dir) => dir,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{e:#}");
             std::process::exit(1);
         }
     };

@@ -12,10 +12,14 @@ use gannet::plugins::{
 };
 use gannet::{ContainerRecord, Lifecycle};
 
-mod common;
-use common::wasm;
+use gannet_test_kit::PluginWorkspace;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The component of test plugin `name`, from `tests/plugins` (built once per process).
+fn wasm(name: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    Ok(PluginWorkspace::Test.wasm(name)?)
+}
 
 fn engine() -> Result<PluginEngine, Box<dyn std::error::Error>> {
     Ok(PluginEngine::new(EngineOptions::default())?)
@@ -27,9 +31,9 @@ fn install(
     name: &str,
     file: &str,
     sidecar: Option<&str>,
-) -> Result<PathBuf, std::io::Error> {
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let dest = dir.join(file);
-    std::fs::copy(wasm(name), &dest)?;
+    std::fs::copy(wasm(name)?, &dest)?;
     if let Some(text) = sidecar {
         std::fs::write(dest.with_extension("toml"), text)?;
     }
@@ -459,7 +463,7 @@ fn watcher_reloads_after_a_write_then_rename() -> TestResult {
     let (set, _) = PluginSet::load_dir(engine()?, tmp.path(), "n", PluginMetrics::unregistered())?;
     let set = Arc::new(set);
     let _watcher = gannet::plugins::watch(set.clone(), Duration::from_millis(200))?;
-    std::fs::copy(wasm("tagger"), tmp.path().join(".20-b.wasm.tmp"))?;
+    std::fs::copy(wasm("tagger")?, tmp.path().join(".20-b.wasm.tmp"))?;
     std::fs::rename(
         tmp.path().join(".20-b.wasm.tmp"),
         tmp.path().join("20-b.wasm"),
@@ -606,7 +610,7 @@ fn cli_run_streams_verdicts_and_reports_bad_lines() -> TestResult {
     )?;
     let out = gannet()
         .args(["plugin", "run"])
-        .arg(wasm("tagger"))
+        .arg(wasm("tagger")?)
         .arg("--input")
         .arg(&input)
         .output()?;

@@ -7,16 +7,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-use common::wasm;
+use gannet_test_kit::PluginWorkspace;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The component of test plugin `name`, from `tests/plugins` (built once per process).
+fn wasm(name: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    Ok(PluginWorkspace::Test.wasm(name)?)
+}
+
 /// Copies test plugin `name` into `dir` as `name.wasm`, with its sidecar if given.
-fn install(dir: &Path, name: &str, sidecar: Option<&str>) -> Result<PathBuf, std::io::Error> {
+fn install(
+    dir: &Path,
+    name: &str,
+    sidecar: Option<&str>,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let file = format!("{name}.wasm");
     let dest = dir.join(&file);
-    std::fs::copy(wasm(name), &dest)?;
+    std::fs::copy(wasm(name)?, &dest)?;
     if let Some(text) = sidecar {
         std::fs::write(dest.with_extension("toml"), text)?;
     }

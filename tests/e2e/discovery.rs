@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{
+use gannet_test_kit::{
     random_hex, wait_until, ContainerSpec, Containerd, Gannet, PodSpec, LOOK_ALIKE_ENVS,
     SERVICE_LINK_ENVS,
 };
@@ -258,7 +258,7 @@ async fn list_json_reports_every_field_with_correct_values() -> Result<()> {
     let hostname_file = std::fs::read_to_string(hostname_path)?;
     ensure!(r["hostname"] == hostname_file.trim(), "{r}");
 
-    ensure!(r["image"] == crate::harness::BUSYBOX_IMAGE, "{r}");
+    ensure!(r["image"] == gannet_test_kit::BUSYBOX_IMAGE, "{r}");
     ensure!(
         r["image_digest"]
             .as_str()

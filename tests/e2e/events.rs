@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::{LoopUnderTest, TIMEOUT};
-use crate::harness::{wait_until, ContainerSpec, Containerd, PodSpec};
+use gannet_test_kit::{wait_until, ContainerSpec, Containerd, PodSpec};
 
 /// Long enough that no periodic list runs during a test: only events (and the resync
 /// after a re-subscription) can explain what the loop sees.

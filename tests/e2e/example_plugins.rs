@@ -4,9 +4,8 @@
 //!
 //! Needs no containerd. Building the plugins workspace takes a few minutes the first time.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use gannet::plugins::{
@@ -14,53 +13,16 @@ use gannet::plugins::{
     PluginMetrics, Sidecar,
 };
 use gannet::record::{ContainerRecord, Lifecycle};
+use gannet_test_kit::PluginWorkspace;
 
-/// The repository root (this crate lives in `tests/`).
+/// The repository root.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
-/// Builds the plugins workspace once per test run; returns the directory of the `.wasm`s.
-pub(crate) fn example_plugins_dir() -> Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let manifest = repo_root().join("plugins/Cargo.toml");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let out = Command::new(cargo)
-                .args([
-                    "build",
-                    "--release",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--manifest-path",
-                ])
-                .arg(&manifest)
-                // The outer `cargo test` sets these for the host target; the plugins
-                // workspace has its own target dir.
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("RUSTFLAGS")
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "building {} failed:\n{}",
-                    manifest.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(repo_root().join("plugins/target/wasm32-wasip2/release"))
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
+    gannet_test_kit::repo_root()
 }
 
 /// Loads `name.wasm` (e.g. `lc_filter`) with the sidecar text `sidecar` (or none).
 fn load(engine: &PluginEngine, name: &str, sidecar: Option<&str>) -> Result<Arc<LoadedPlugin>> {
-    let wasm = example_plugins_dir()?.join(format!("{name}.wasm"));
+    let wasm = PluginWorkspace::Examples.wasm(name)?;
     let sidecar = match sidecar {
         Some(text) => {
             let dir = tempfile::tempdir()?;

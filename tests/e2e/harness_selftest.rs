@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use k8s_cri::v1::ContainerState;
 
-use crate::harness::{wait_until, wait_until_blocking, ContainerSpec, Containerd, Gannet, PodSpec};
+use gannet_test_kit::{
+    wait_until, wait_until_blocking, ContainerSpec, Containerd, Gannet, PodSpec,
+};
 
 /// Generous: two cores may be busy building or running other tests.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -290,7 +292,7 @@ async fn teardown_leaves_no_process_mount_shim_socket_or_cgroup() -> Result<()> 
     // /bin/sh named gannet, blocked reading stdin, with the lab socket in its command line.
     let fake_dir = std::env::temp_dir().join(format!(
         "gannet-e2e-fake-{}",
-        crate::harness::random_hex(3)?
+        gannet_test_kit::random_hex(3)?
     ));
     std::fs::create_dir_all(&fake_dir)?;
     let fake_gannet = fake_dir.join("gannet");
@@ -335,9 +337,9 @@ async fn teardown_leaves_no_process_mount_shim_socket_or_cgroup() -> Result<()> 
 fn the_watchdog_tears_a_lab_down_when_its_process_exits() -> Result<()> {
     let lab = PathBuf::from(format!(
         "/tmp/gannet-e2e-watchdog-{}",
-        crate::harness::random_hex(3)?
+        gannet_test_kit::random_hex(3)?
     ));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/containerd.sh");
+    let script = gannet_test_kit::script_path();
     // A stand-in for a test process that dies without running any Drop.
     let mut owner = Command::new("sleep").arg("600").spawn()?;
     let up = Command::new("bash")

@@ -1,7 +1,6 @@
-//! End-to-end suite.
+//! End-to-end suite. The harness every area stands on (containerd labs, the CRI driver,
+//! the gannet runner, the plugin builder) is the `gannet-test-kit` crate (`tests/kit/`).
 
-// The harness every area stands on: containerd labs, the CRI driver, the gannet binary.
-mod harness;
 // Tests of the harness itself: pods run, kill -9 and restart behave, teardown is clean.
 mod harness_selftest;
 // Discovery against a real containerd: gannet list values, exits, removal, pid reuse, reconnect.

@@ -20,7 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::harness::{random_hex, wait_until, ContainerSpec, Containerd, Gannet, PodSpec};
+use gannet_test_kit::{
+    random_hex, wait_until, ContainerSpec, Containerd, Gannet, PluginWorkspace, PodSpec,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -438,12 +440,11 @@ fn snapshot(events: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
 
 /// Writes the four example plugins with the given sidecar texts into `dir`.
 fn deploy_example_plugins(dir: &Path, sidecars: [(&str, &str, String); 4]) -> Result<()> {
-    let built = crate::example_plugins::example_plugins_dir()?;
     std::fs::create_dir_all(dir)?;
     for (crate_name, name, sidecar) in sidecars {
         std::fs::write(dir.join(format!("{name}.toml")), sidecar)?;
         std::fs::copy(
-            built.join(format!("{crate_name}.wasm")),
+            PluginWorkspace::Examples.wasm(crate_name)?,
             dir.join(format!("{name}.wasm")),
         )?;
     }

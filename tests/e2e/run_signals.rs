@@ -1,7 +1,7 @@
 //! `gannet run` without a container runtime: it stays up and unready, answers health,
 //! refuses a broken or address-changing config on SIGHUP, switches its log format on
 //! SIGHUP, and exits 0 on SIGTERM; `gannet config check` changes nothing on disk.
-//! Needs the `gannet` binary built (`cargo build -p gannet`).
+//! Needs the `gannet` binary built (`cargo build --workspace --bins`).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,26 +10,9 @@ use std::time::{Duration, Instant};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// The `gannet` binary beside this test's target directory.
+/// The `gannet` binary the suite runs (see [`gannet_test_kit::Gannet::bin`]).
 pub fn gannet_bin() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    if let Some(p) = std::env::var_os("GANNET_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    // target/debug/deps/e2e-HASH -> target/debug/gannet
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("gannet"))
-        .ok_or("no target directory")?;
-    if !bin.exists() {
-        return Err(format!(
-            "{} not found; run `cargo build -p gannet` first",
-            bin.display()
-        )
-        .into());
-    }
-    Ok(bin)
+    Ok(gannet_test_kit::Gannet::bin()?)
 }
 
 fn free_port() -> Result<u16, std::io::Error> {

@@ -8,17 +8,13 @@
 //!   run a few seconds, then kills it and removes the pod, so `added`, `updated` and
 //!   `removed` events flow while the demo watches.
 //!
-//! Everything goes through the harness's CRI driver, like a kubelet.
-
-// The e2e harness, shared with the test binary.
-#[path = "../e2e/harness/mod.rs"]
-mod harness;
+//! Everything goes through the test kit's CRI driver, like a kubelet.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use harness::{ContainerSpec, Containerd, CriDriver, PodSpec};
+use gannet_test_kit::{ContainerSpec, Containerd, CriDriver, PodSpec};
 use k8s_cri::v1::ContainerState;
 
 /// How long a sample container may take to reach its state.

@@ -30,12 +30,6 @@
 //! - **d.** the plugin-chain throughput comes from `cargo bench -p gannet --bench
 //!   plugin_chain`; the table keeps a row for it.
 
-// The e2e harness, shared with the test binary.
-// Its unit tests' imports go unused in this binary's test build (`--all-targets`).
-#[path = "../e2e/harness/mod.rs"]
-#[allow(unused_imports)]
-mod harness;
-
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,7 +40,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gannet::discovery::{Config, FullSync, SyncMode};
-use harness::{wait_until, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet, PodSpec};
+use gannet_test_kit::{
+    wait_until, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet, PluginWorkspace,
+    PodSpec,
+};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerState, ContainerStatusRequest, ListContainersRequest, PodSandboxStatusRequest,
@@ -236,7 +233,7 @@ level = "warn"
 
     fn log(&self) -> String {
         let text = std::fs::read_to_string(self.dir.path().join("gannet.log")).unwrap_or_default();
-        harness::tail(&text, 30)
+        gannet_test_kit::tail(&text, 30)
     }
 
     /// `(event, container id)` of every line in the output so far.
@@ -270,19 +267,13 @@ impl Drop for Agent {
     }
 }
 
-/// Copies the four example plugins (built wasm + sidecar) into `dir`.
+/// Copies the four example plugins (built wasm + sidecar) into `dir`; builds them first
+/// if they are not up to date (a no-op after `scripts/bench.sh` or `scripts/test.sh`).
 fn deploy_plugins(dir: &Path) -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = root.join("plugins/target/wasm32-wasip2/release");
+    let root = gannet_test_kit::repo_root();
     std::fs::create_dir_all(dir)?;
     for (krate, name) in PLUGINS {
-        let built = wasm.join(format!("{krate}.wasm"));
-        ensure!(
-            built.is_file(),
-            "{} is missing: build the plugins first (cargo build --manifest-path \
-             plugins/Cargo.toml --target wasm32-wasip2 --release)",
-            built.display()
-        );
+        let built = PluginWorkspace::Examples.wasm(krate)?;
         std::fs::copy(&built, dir.join(format!("{name}.wasm")))?;
         std::fs::copy(
             root.join(format!("examples/plugins/{name}.toml")),

@@ -28,8 +28,8 @@ use k8s_cri::v1::{
 };
 use tonic::transport::Channel;
 
-use super::containerd::Containerd;
-use super::{random_hex, random_uuid, tail, wait_until};
+use crate::containerd::Containerd;
+use crate::{random_hex, random_uuid, tail, wait_until};
 
 /// The sandbox image every lab imports.
 pub const PAUSE_IMAGE: &str = "localhost/gannet-test/pause:1.0";

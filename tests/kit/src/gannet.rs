@@ -1,9 +1,11 @@
 //! Running the built `gannet` binary and capturing what it prints.
 //!
 //! Cargo cannot build a binary of another package inside a running `cargo test`, so the
-//! test command builds it first (`cargo build --workspace --bins`). The binary is
-//! `GANNET_BIN` if set, else `gannet` next to the test executable's profile directory
-//! (this honours `CARGO_TARGET_DIR`), else `<workspace>/target/debug/gannet`.
+//! test command builds it first (`cargo test --workspace` builds every binary of the
+//! workspace before it runs a test). The binary is `GANNET_BIN` if set, else `gannet` in
+//! the running executable's profile directory (`target/debug/deps/e2e-<hash>` and
+//! `target/debug/examples/perf` both look in `target/debug`; this honours
+//! `CARGO_TARGET_DIR`), else `<repo>/target/debug/gannet`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::containerd::Containerd;
-use super::tail;
+use crate::containerd::Containerd;
+use crate::{repo_root, tail};
 
 /// Env var that overrides the binary path.
 pub const BIN_ENV: &str = "GANNET_BIN";
@@ -55,13 +57,13 @@ impl Gannet {
         if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
             candidates.push(PathBuf::from(target).join("debug/gannet"));
         }
-        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gannet"));
+        candidates.push(repo_root().join("target/debug/gannet"));
         if let Some(found) = candidates.iter().find(|c| c.is_file()) {
             return Ok(found.clone());
         }
         let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
         bail!(
-            "the gannet binary is missing (looked at {}): run `cargo build -p gannet --bins` \
+            "the gannet binary is missing (looked at {}): run `cargo build --workspace --bins` \
              first, or set {BIN_ENV}",
             looked.join(", ")
         )

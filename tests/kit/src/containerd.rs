@@ -22,9 +22,9 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
-use super::cri::CriDriver;
-use super::gannet::{Gannet, GannetCmd};
-use super::{random_hex, tail};
+use crate::cri::CriDriver;
+use crate::gannet::{Gannet, GannetCmd};
+use crate::{random_hex, repo_root, tail};
 
 /// Env var naming the shared lab directory (set by `scripts/test.sh`).
 pub const LAB_ENV: &str = "GANNET_E2E_LAB";
@@ -33,9 +33,10 @@ pub const IMAGES_ENV: &str = "GANNET_E2E_IMAGES";
 /// Lines of the containerd log that failure reports carry.
 const LOG_TAIL_LINES: usize = 40;
 
-/// The script that owns every shell-level step (install, images, start, stop, purge).
+/// `tests/harness/containerd.sh`: the script that owns every shell-level step (install,
+/// images, start, stop, purge) of a lab.
 pub fn script_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/containerd.sh")
+    repo_root().join("tests/harness/containerd.sh")
 }
 
 /// Where the shared containerd comes from, decided from the environment.
@@ -371,7 +372,7 @@ fn image_cache() -> Option<PathBuf> {
 }
 
 /// Runs the harness script; a failure reports the command, its output and the log tail.
-pub(super) fn run_script(args: &[&OsStr], lab: Option<&Path>) -> Result<()> {
+pub(crate) fn run_script(args: &[&OsStr], lab: Option<&Path>) -> Result<()> {
     run_script_with(args, lab, None)
 }
 

@@ -1,28 +1,41 @@
-//! The end-to-end harness: a real containerd on a private socket, a kubelet-like CRI
-//! driver, and a runner for the built `gannet` binary.
+//! Gannet's test kit: what the end-to-end suite, the examples that drive a lab, and the
+//! host's plugin tests and benchmark stand on.
 //!
-//! - [`Containerd`]: [`Containerd::shared`] is the one containerd most tests share (started
-//!   by `scripts/test.sh`, named by `GANNET_E2E_LAB`); [`Containerd::private`] is a test's own
-//!   instance, for tests that stop or restart containerd. Both are run by
-//!   `tests/harness/containerd.sh`, which owns every shell-level detail.
+//! - [`Containerd`]: a real containerd on a private socket. [`Containerd::shared`] is the
+//!   one containerd most tests share (started by `scripts/test.sh`, named by
+//!   `GANNET_E2E_LAB`); [`Containerd::private`] is a test's own instance, for tests that
+//!   stop or restart containerd; [`Containerd::attach`] joins a lab someone else owns.
+//!   All are run by `tests/harness/containerd.sh`, which owns every shell-level detail.
 //! - [`CriDriver`]: creates pods and containers the way a kubelet does and removes the pods
 //!   it created when dropped, so tests that share a containerd never touch each other's pods.
-//! - [`Gannet`]: runs `target/debug/gannet` (or `GANNET_BIN`) and captures its output.
-//! - [`wait_until`]: every wait polls a condition against a deadline; no test asserts on a
-//!   fixed sleep.
+//! - [`Gannet`]: runs the built `gannet` binary (`target/<profile>/gannet` or `GANNET_BIN`)
+//!   and captures its output.
+//! - [`wait_until`] / [`wait_until_blocking`]: every wait polls a condition against a
+//!   deadline; no test asserts on a fixed sleep.
+//! - [`PluginWorkspace`]: builds a workspace of wasm plugins (`plugins/` or
+//!   `tests/plugins/`) for wasm32-wasip2 once per process and finds its `.wasm` files.
 //!
 //! Failures carry the command, its output and the tail of the containerd log.
 //!
-//! A typical test (see `harness_selftest.rs` for more):
+//! The kit does not depend on the `gannet` crate (whose tests use the plugin builder): it
+//! talks to Gannet through its binary, and to containerd through CRI and the harness script.
 //!
-//! ```text
-//! #[tokio::test]
+//! A typical test (`tests/e2e/harness_selftest.rs` has more):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use anyhow::{ensure, Result};
+//! use gannet_test_kit::{ContainerSpec, Containerd, PodSpec};
+//! use k8s_cri::v1::ContainerState;
+//!
 //! async fn pods_show_up_in_gannet_list() -> Result<()> {
-//!     let lab = Containerd::shared()?;              // or Containerd::private("name")?
-//!     let cri = lab.cri().await?;                   // removes its pods when dropped
+//!     let lab = Containerd::shared()?; // or Containerd::private("name")?
+//!     let cri = lab.cri().await?; // removes its pods when dropped
 //!     let pod = cri.create_pod(&PodSpec::new("list").namespace("e2e")).await?;
 //!     let web = cri.run_container(&pod, &ContainerSpec::sleeper("web")).await?;
-//!     cri.wait_state(&web, ContainerState::ContainerRunning, Duration::from_secs(30)).await?;
+//!     cri.wait_state(&web, ContainerState::ContainerRunning, Duration::from_secs(30))
+//!         .await?;
 //!     let out = lab.gannet(["list", "--json"]).run()?.success()?;
 //!     let records = out.json_lines()?;
 //!     ensure!(records.iter().any(|r| r["id"] == web.id.as_str()), "{out}");
@@ -30,29 +43,30 @@
 //! }
 //! ```
 
-// Every area's tests use the harness; no single area uses every helper.
-#![allow(dead_code)]
-
 mod containerd;
 mod cri;
 mod gannet;
+mod wasm;
 
 use std::future::Future;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-// Re-exported for every area's tests; each uses a different subset.
-#[allow(unused_imports)]
-pub use containerd::{Containerd, SharedSource};
-#[allow(unused_imports)]
+pub use containerd::{script_path, Containerd, SharedSource, IMAGES_ENV, LAB_ENV};
 pub use cri::{
     ContainerSpec, CriContainer, CriDriver, ExecOutput, Pod, PodSpec, BUSYBOX_IMAGE,
     LOOK_ALIKE_ENVS, PAUSE_IMAGE, SERVICE_LINK_ENVS, SLEEPER_SCRIPT,
 };
-#[allow(unused_imports)]
-pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess};
+pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess, BIN_ENV};
+pub use wasm::{PluginWorkspace, WASM_TARGET};
+
+/// The repository root (this crate lives in `tests/kit/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// How often [`wait_until`] probes its condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
