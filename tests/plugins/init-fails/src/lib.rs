@@ -1,18 +1,16 @@
-//! Refuses every config in `init`.
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+//! Refuses every config in `init`, with a message the host must show verbatim.
 
-use exports::gannet::plugin::handler::Guest;
-use gannet::plugin::container::Container;
-use gannet::plugin::types::{Lifecycle, Verdict};
+use gannet_guest::{plugin, Container, Error, Lifecycle, Result, Verdict};
+use serde::de::IgnoredAny;
 
-struct Plugin;
-export!(Plugin);
+/// Refuses whatever config it is given (a typed config would word the error itself).
+fn refuse(_config: IgnoredAny) -> Result<()> {
+    Err(Error::msg(
+        "missing key `namespaces`; add it under [config]",
+    ))
+}
 
-impl Guest for Plugin {
-    fn init(_config: String) -> Result<(), String> {
-        Err("missing key `namespaces`; add it under [config]".to_string())
-    }
-    fn process(_event: Lifecycle, _record: &Container) -> Result<Verdict, String> {
-        Ok(Verdict::Pass)
-    }
+#[plugin(init = refuse)]
+fn process(_event: Lifecycle, _record: &Container, _state: &()) -> Result<Verdict> {
+    Ok(Verdict::Pass)
 }

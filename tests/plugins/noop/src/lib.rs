@@ -1,18 +1,8 @@
-//! Does nothing: the cheapest possible plugin (for the call-cost benchmark).
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+//! Does nothing: the cheapest possible plugin.
 
-use exports::gannet::plugin::handler::Guest;
-use gannet::plugin::container::Container;
-use gannet::plugin::types::{Lifecycle, Verdict};
+use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
 
-struct Plugin;
-export!(Plugin);
-
-impl Guest for Plugin {
-    fn init(_config: String) -> Result<(), String> {
-        Ok(())
-    }
-    fn process(_event: Lifecycle, _record: &Container) -> Result<Verdict, String> {
-        Ok(Verdict::Pass)
-    }
+#[plugin]
+fn process(_event: Lifecycle, _record: &Container) -> Result<Verdict> {
+    Ok(Verdict::Pass)
 }

@@ -1,68 +1,64 @@
 //! Reports what the sandbox lets it see, as tags: its env vars (`env`), and what it can
 //! do under `/probe` (the guest path the tests grant read-only) and elsewhere. Writes one
 //! line to stderr per call and one to stdout (which the host discards).
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
 use std::fmt::Display;
 use std::io::Write;
 
-use exports::gannet::plugin::handler::Guest;
-use gannet::plugin::container::Container;
-use gannet::plugin::types::{Lifecycle, Verdict};
-
-struct Plugin;
-export!(Plugin);
+use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
+use serde::de::IgnoredAny;
 
 /// `ok` or `ok:VALUE`, else `error:` and the reason.
-fn outcome<T: Display, E: Display>(result: Result<T, E>) -> String {
+fn outcome<T: Display, E: Display>(result: std::result::Result<T, E>) -> String {
     match result {
         Ok(value) => format!("ok:{value}"),
         Err(e) => format!("error:{e}"),
     }
 }
 
-impl Guest for Plugin {
-    fn init(_config: String) -> Result<(), String> {
-        eprintln!("sandbox-probe init");
-        Ok(())
-    }
-    fn process(_event: Lifecycle, record: &Container) -> Result<Verdict, String> {
-        eprintln!("sandbox-probe saw {}", record.id());
-        println!("sandbox-probe stdout must be discarded");
-        let mut env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-        env.sort();
-        record.set_tag("env", &env.join(";"));
-        record.set_tag(
-            "read",
-            &outcome(std::fs::read_to_string("/probe/input.txt").map(|s| s.trim().to_string())),
-        );
-        record.set_tag(
-            "list",
-            &outcome(std::fs::read_dir("/probe").map(|d| d.count())),
-        );
-        record.set_tag(
-            "create",
-            &outcome(std::fs::write("/probe/created.txt", "x").map(|()| "")),
-        );
-        record.set_tag(
-            "append",
-            &outcome(
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open("/probe/input.txt")
-                    .and_then(|mut f| f.write_all(b"more\n"))
-                    .map(|()| ""),
-            ),
-        );
-        record.set_tag(
-            "mkdir",
-            &outcome(std::fs::create_dir("/probe/sub").map(|()| "")),
-        );
-        record.set_tag(
-            "escape",
-            &outcome(std::fs::read_to_string("/probe/../outside.txt")),
-        );
-        record.set_tag("etc", &outcome(std::fs::read_to_string("/etc/hostname")));
-        Ok(Verdict::Pass)
-    }
+/// Says it started (one line on stderr, which the host logs); takes any config.
+fn start(_config: IgnoredAny) -> Result<()> {
+    eprintln!("sandbox-probe init");
+    Ok(())
+}
+
+#[plugin(init = start)]
+fn process(_event: Lifecycle, record: &mut Container, _state: &()) -> Result<Verdict> {
+    eprintln!("sandbox-probe saw {}", record.id());
+    println!("sandbox-probe stdout must be discarded");
+    let mut env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    env.sort();
+    record.set_tag("env", &env.join(";"));
+    record.set_tag(
+        "read",
+        &outcome(std::fs::read_to_string("/probe/input.txt").map(|s| s.trim().to_string())),
+    );
+    record.set_tag(
+        "list",
+        &outcome(std::fs::read_dir("/probe").map(|d| d.count())),
+    );
+    record.set_tag(
+        "create",
+        &outcome(std::fs::write("/probe/created.txt", "x").map(|()| "")),
+    );
+    record.set_tag(
+        "append",
+        &outcome(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open("/probe/input.txt")
+                .and_then(|mut f| f.write_all(b"more\n"))
+                .map(|()| ""),
+        ),
+    );
+    record.set_tag(
+        "mkdir",
+        &outcome(std::fs::create_dir("/probe/sub").map(|()| "")),
+    );
+    record.set_tag(
+        "escape",
+        &outcome(std::fs::read_to_string("/probe/../outside.txt")),
+    );
+    record.set_tag("etc", &outcome(std::fs::read_to_string("/etc/hostname")));
+    Ok(Verdict::Pass)
 }

@@ -1,18 +1,8 @@
 //! Panics (a trap) on every record, after writing to stderr.
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
-use exports::gannet::plugin::handler::Guest;
-use gannet::plugin::container::Container;
-use gannet::plugin::types::{Lifecycle, Verdict};
+use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
 
-struct Plugin;
-export!(Plugin);
-
-impl Guest for Plugin {
-    fn init(_config: String) -> Result<(), String> {
-        Ok(())
-    }
-    fn process(_event: Lifecycle, record: &Container) -> Result<Verdict, String> {
-        panic!("trap plugin refuses {}", record.id());
-    }
+#[plugin]
+fn process(_event: Lifecycle, record: &Container) -> Result<Verdict> {
+    panic!("trap plugin refuses {}", record.id());
 }
