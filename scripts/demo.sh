@@ -59,11 +59,13 @@ if command -v rustup >/dev/null; then
 fi
 
 step "building gannet, the sample-pod driver and the example plugins (minutes the first time)"
-cargo build -q -p gannet --bins
-cargo build -q -p gannet-e2e --example demo-pods
+# The workspace's binaries and examples with the feature set `cargo test --workspace`
+# resolves (dev-dependencies on), so after scripts/test.sh's build this is a no-op; a
+# narrower `-p gannet` would resolve other features and rebuild much of the tree.
+cargo build -q --workspace --bins --examples --locked
 # The plugins workspace has its own target dir (plugins/target), as the tests expect.
 env -u CARGO_TARGET_DIR cargo build -q --manifest-path plugins/Cargo.toml \
-  --target wasm32-wasip2 --release
+  --target wasm32-wasip2 --release --locked
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 GANNET="$TARGET/debug/gannet"
 PODS="$TARGET/debug/examples/demo-pods"
