@@ -8,6 +8,7 @@
 
 mod cache;
 mod chain;
+mod config;
 mod directory;
 mod engine;
 mod epoch;
@@ -26,6 +27,7 @@ mod wit;
 
 pub use cache::{ArtifactCache, CacheError};
 pub use chain::{ChainOutcome, ChainRunner, PluginChain};
+pub use config::PluginsConfig;
 pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
 pub use engine::{
     content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK,
