@@ -38,7 +38,10 @@ mod tests {
     #[test]
     fn tags_the_team_or_the_default() -> Result<()> {
         let mut record = Container::from(MockContainer::new().pod_label("team", "payments"));
-        assert_eq!(process(Lifecycle::Added, &mut record, &config()?)?, Verdict::Pass);
+        assert_eq!(
+            process(Lifecycle::Added, &mut record, &config()?)?,
+            Verdict::Pass
+        );
         assert_eq!(record.tag("team").as_deref(), Some("payments"));
 
         let mut record = Container::from(MockContainer::new());
@@ -50,7 +53,10 @@ mod tests {
     #[test]
     fn drops_skipped_namespaces() -> Result<()> {
         let mut record = Container::from(MockContainer::new().namespace("kube-system"));
-        assert_eq!(process(Lifecycle::Added, &mut record, &config()?)?, Verdict::Drop);
+        assert_eq!(
+            process(Lifecycle::Added, &mut record, &config()?)?,
+            Verdict::Drop
+        );
         Ok(())
     }
 }
