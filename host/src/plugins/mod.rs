@@ -11,7 +11,6 @@ mod chain;
 mod directory;
 mod engine;
 mod epoch;
-mod glob;
 mod host_state;
 mod instance;
 mod metrics;
