@@ -342,7 +342,11 @@ mod tests {
     fn field_names_are_those_of_the_wit_variant_in_order() {
         let wit = include_str!("../../wit/plugin.wit");
         let cases = crate::wit_names::cases(wit, "variant field");
-        assert_eq!(cases, Field::NAMES, "wit/plugin.wit `variant field` vs Field");
+        assert_eq!(
+            cases,
+            Field::NAMES,
+            "wit/plugin.wit `variant field` vs Field"
+        );
     }
 
     #[test]

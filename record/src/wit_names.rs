@@ -14,10 +14,10 @@
 /// ```
 pub fn cases(wit: &str, header: &str) -> Vec<String> {
     let mut lines = wit.lines().map(str::trim);
-    if !lines
-        .by_ref()
-        .any(|line| line.strip_prefix(header).is_some_and(|rest| rest.trim() == "{"))
-    {
+    if !lines.by_ref().any(|line| {
+        line.strip_prefix(header)
+            .is_some_and(|rest| rest.trim() == "{")
+    }) {
         return Vec::new();
     }
     lines

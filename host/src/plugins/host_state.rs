@@ -557,7 +557,9 @@ mod tests {
         ("created", |s, h, _| s.created(h)),
         ("started", |s, h, _| s.started(h)),
         ("finished", |s, h, _| s.finished(h)),
-        ("exit-code", |s, h, _| Ok(s.exit_code(h)?.map(|c| c.to_string()))),
+        ("exit-code", |s, h, _| {
+            Ok(s.exit_code(h)?.map(|c| c.to_string()))
+        }),
         ("reason", |s, h, _| s.reason(h)),
         ("restart-count", |s, h, _| {
             Ok(Some(s.restart_count(h)?.to_string()))
@@ -579,7 +581,9 @@ mod tests {
         ("pod-name", |s, h, _| Ok(Some(s.pod_name(h)?))),
         ("pod-uid", |s, h, _| Ok(Some(s.pod_uid(h)?))),
         ("container-name", |s, h, _| Ok(Some(s.container_name(h)?))),
-        ("is-sandbox", |s, h, _| Ok(Some(s.is_sandbox(h)?.to_string()))),
+        ("is-sandbox", |s, h, _| {
+            Ok(Some(s.is_sandbox(h)?.to_string()))
+        }),
         ("label", |s, h, k| s.label(h, k.into())),
         ("pod-label", |s, h, k| s.pod_label(h, k.into())),
         ("annotation", |s, h, k| s.annotation(h, k.into())),
@@ -672,7 +676,10 @@ mod tests {
         for method in gannet_record::wit_names::cases(wit, "resource container") {
             let listed = ONE_VALUE.iter().any(|(name, _)| *name == method)
                 || NOT_ONE_VALUE.contains(&method.as_str());
-            assert!(listed, "WIT method `{method}` is in neither list of this test");
+            assert!(
+                listed,
+                "WIT method `{method}` is in neither list of this test"
+            );
         }
         let context = Arc::new(PluginContext {
             name: "t".into(),

@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(cases.len(), Field::NAMES.len(), "{cases:?}");
         for name in &cases {
             let field = Field::from_name(name, "k");
-            assert!(field.is_some(), "WIT field `{name}` has no gannet_record::Field");
+            assert!(
+                field.is_some(),
+                "WIT field `{name}` has no gannet_record::Field"
+            );
             let Some(field) = field else { continue };
             let wit = to_wit(&field);
             assert_eq!(case_name(&wit), *name, "the generated case of `{name}`");
