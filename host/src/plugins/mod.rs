@@ -12,7 +12,6 @@ mod config;
 mod directory;
 mod engine;
 mod epoch;
-mod glob;
 mod host_state;
 mod instance;
 mod metrics;
