@@ -398,12 +398,12 @@ impl Container<'static> {
     /// assert_eq!(record.mock().tags.get("k").map(String::as_str), Some("v"));
     /// ```
     pub fn mock(&self) -> &crate::testing::MockContainer {
-        &self.inner.0 .0
+        self.inner.0.mock()
     }
 
     /// The mock record behind this container, by value (host target only).
     pub fn into_mock(self) -> crate::testing::MockContainer {
-        self.inner.0 .0
+        self.inner.0.into_mock()
     }
 }
 
@@ -411,7 +411,10 @@ impl Container<'static> {
 impl From<crate::testing::MockContainer> for Container<'static> {
     fn from(mock: crate::testing::MockContainer) -> Self {
         Self {
-            inner: (crate::testing::MockHandle(mock), std::marker::PhantomData),
+            inner: (
+                crate::testing::MockHandle::new(mock),
+                std::marker::PhantomData,
+            ),
         }
     }
 }

@@ -27,6 +27,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use gannet_record::{
+    ContainerRecord, ContainerState as RecordState, Field, GlobSet, K8sInfo, Timestamp,
+};
+use serde::de::IntoDeserializer;
 use serde::Deserialize;
 
 use crate::types::{ContainerState, Level, Mount};
@@ -68,11 +72,14 @@ pub struct MockContainer {
     pub state: ContainerState,
     /// Host pid.
     pub pid: u32,
-    /// Creation time, RFC 3339.
+    /// Creation time, RFC 3339. Read back as the host writes it (UTC, nanosecond digits);
+    /// text that is not RFC 3339 reads as absent, as the host could not hold it.
     pub created: Option<String>,
-    /// Start time, RFC 3339.
+    /// Start time, RFC 3339. Read back as the host writes it (UTC, nanosecond digits);
+    /// text that is not RFC 3339 reads as absent, as the host could not hold it.
     pub started: Option<String>,
-    /// Finish time, RFC 3339.
+    /// Finish time, RFC 3339. Read back as the host writes it (UTC, nanosecond digits);
+    /// text that is not RFC 3339 reads as absent, as the host could not hold it.
     pub finished: Option<String>,
     /// Exit code.
     pub exit_code: Option<i32>,
@@ -178,8 +185,8 @@ impl MockContainer {
             name: "web".into(),
             state: ContainerState::Running,
             pid: 4242,
-            created: Some("2026-01-01T00:00:00Z".into()),
-            started: Some("2026-01-01T00:00:01Z".into()),
+            created: Some("2026-01-01T00:00:00.000000000Z".into()),
+            started: Some("2026-01-01T00:00:01.000000000Z".into()),
             finished: None,
             exit_code: None,
             reason: None,
@@ -354,85 +361,203 @@ impl MockContainer {
         });
         self
     }
+
+    /// The record the agent would hold for this mock: what every read of a
+    /// [`Container`](crate::Container) made from it answers from.
+    fn to_record(&self) -> ContainerRecord {
+        let state = match self.state {
+            ContainerState::Created => RecordState::Created,
+            ContainerState::Running => RecordState::Running,
+            ContainerState::Exited => RecordState::Exited,
+            ContainerState::Unknown => RecordState::Unknown,
+        };
+        ContainerRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state,
+            pid: self.pid,
+            created: timestamp(&self.created),
+            started: timestamp(&self.started),
+            finished: timestamp(&self.finished),
+            exit_code: self.exit_code,
+            reason: self.reason.clone(),
+            restart_count: self.restart_count,
+            sandbox_id: self.sandbox_id.clone(),
+            runtime_name: self.runtime_name.clone(),
+            snapshotter: self.snapshotter.clone(),
+            image: self.image.clone(),
+            image_digest: self.image_digest.clone(),
+            log_path: self.log_path.clone(),
+            log_format: self.log_format.clone(),
+            cgroup_path: self.cgroup_path.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            env: self.env.clone(),
+            mounts: self
+                .mounts
+                .iter()
+                .map(|m| gannet_record::Mount {
+                    source: m.source.clone(),
+                    destination: m.destination.clone(),
+                    kind: m.kind.clone(),
+                })
+                .collect(),
+            hosts_path: self.hosts_path.clone(),
+            hostname_path: self.hostname_path.clone(),
+            hostname: self.hostname.clone(),
+            upper_dir: self.upper_dir.clone(),
+            rootfs_dir: self.rootfs_dir.clone(),
+            k8s: K8sInfo {
+                namespace: self.namespace.clone(),
+                pod_name: self.pod_name.clone(),
+                pod_uid: self.pod_uid.clone(),
+                container_name: self.container_name.clone(),
+                pod_labels: self.pod_labels.clone(),
+                pod_annotations: self.pod_annotations.clone(),
+                is_sandbox: self.is_sandbox,
+            },
+            tags: self.tags.clone(),
+        }
+    }
 }
 
-/// The WIT resource's methods, with the same names and types, so [`Container`](crate::Container)
-/// forwards to either the handle or the mock with the same code.
-/// A [`MockContainer`] seen through the WIT resource's method names and types.
-pub(crate) struct MockHandle(pub(crate) MockContainer);
+/// A [`MockContainer`] seen through the WIT resource's method names and types, so
+/// [`Container`](crate::Container) forwards to either the handle or the mock with the same
+/// code.
+///
+/// Like the host's handle, it reads from a [`gannet_record::ContainerRecord`] (made from
+/// the mock once) with the agent's own `select` and env globs; each edit goes to that
+/// record and to the mock, which [`Container::mock`](crate::Container::mock) shows.
+pub(crate) struct MockHandle {
+    mock: MockContainer,
+    record: ContainerRecord,
+    /// The env-name patterns last passed, compiled (as the host keeps them).
+    globs: GlobSet,
+}
 
 impl MockHandle {
+    pub(crate) fn new(mock: MockContainer) -> Self {
+        Self {
+            record: mock.to_record(),
+            mock,
+            globs: GlobSet::default(),
+        }
+    }
+    pub(crate) fn mock(&self) -> &MockContainer {
+        &self.mock
+    }
+    pub(crate) fn into_mock(self) -> MockContainer {
+        self.mock
+    }
+    /// Makes `globs` the compiled form of `patterns`.
+    fn prepare_globs(&mut self, patterns: &[String]) {
+        if !self.globs.is_for(patterns) {
+            self.globs = GlobSet::new(patterns);
+        }
+    }
     pub(crate) fn select(&self, fields: &[wit::Field]) -> wit::Selection {
-        let m = &self.0;
-        let numbers: Vec<Option<String>> = fields
-            .iter()
-            .map(|field| match field {
-                wit::Field::Pid => Some(m.pid.to_string()),
-                wit::Field::ExitCode => m.exit_code.map(|c| c.to_string()),
-                wit::Field::RestartCount => Some(m.restart_count.to_string()),
-                _ => None,
-            })
-            .collect();
-        crate::selection::pack(
-            fields
-                .iter()
-                .zip(&numbers)
-                .map(|(field, number)| selected(m, field, number)),
-        )
+        let fields: Vec<Field> = fields.iter().cloned().map(Field::from).collect();
+        // No memory limit in tests; past 4 GiB (the reach of a span) every value is absent.
+        let gannet_record::Selection { text, spans } =
+            gannet_record::select(&self.record, &fields, usize::MAX).unwrap_or_else(|_| {
+                gannet_record::Selection {
+                    text: String::new(),
+                    spans: vec![gannet_record::ABSENT; fields.len()],
+                }
+            });
+        wit::Selection { text, spans }
+    }
+    /// One value as `select` reads it.
+    fn text(&self, field: &Field) -> Option<String> {
+        gannet_record::value(&self.record, field).map(|v| v.into_owned())
+    }
+    pub(crate) fn id(&self) -> String {
+        self.record.id.clone()
+    }
+    pub(crate) fn name(&self) -> String {
+        self.record.name.clone()
     }
     pub(crate) fn state(&self) -> wit::ContainerState {
-        self.0.state.into()
+        match self.record.state {
+            RecordState::Created => wit::ContainerState::Created,
+            RecordState::Running => wit::ContainerState::Running,
+            RecordState::Exited => wit::ContainerState::Exited,
+            RecordState::Unknown => wit::ContainerState::Unknown,
+        }
+    }
+    pub(crate) fn pid(&self) -> u32 {
+        self.record.pid
+    }
+    pub(crate) fn created(&self) -> Option<String> {
+        self.text(&Field::Created)
+    }
+    pub(crate) fn started(&self) -> Option<String> {
+        self.text(&Field::Started)
+    }
+    pub(crate) fn finished(&self) -> Option<String> {
+        self.text(&Field::Finished)
+    }
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        self.record.exit_code
+    }
+    pub(crate) fn restart_count(&self) -> u32 {
+        self.record.restart_count
+    }
+    pub(crate) fn is_sandbox(&self) -> bool {
+        self.record.k8s.is_sandbox
     }
     pub(crate) fn label(&self, key: &str) -> Option<String> {
-        self.0.labels.get(key).cloned()
+        self.record.labels.get(key).cloned()
     }
     pub(crate) fn label_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        values(&self.0.labels, keys)
+        values(&self.record.labels, keys)
     }
     pub(crate) fn labels(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.labels)
+        key_values(&self.record.labels)
     }
     pub(crate) fn pod_label(&self, key: &str) -> Option<String> {
-        self.0.pod_labels.get(key).cloned()
+        self.record.k8s.pod_labels.get(key).cloned()
     }
     pub(crate) fn pod_label_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        values(&self.0.pod_labels, keys)
+        values(&self.record.k8s.pod_labels, keys)
     }
     pub(crate) fn pod_labels(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.pod_labels)
+        key_values(&self.record.k8s.pod_labels)
     }
     pub(crate) fn annotation(&self, key: &str) -> Option<String> {
-        self.0.annotations.get(key).cloned()
+        self.record.annotations.get(key).cloned()
     }
     pub(crate) fn annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        values(&self.0.annotations, keys)
+        values(&self.record.annotations, keys)
     }
     pub(crate) fn annotations(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.annotations)
+        key_values(&self.record.annotations)
     }
     pub(crate) fn pod_annotation(&self, key: &str) -> Option<String> {
-        self.0.pod_annotations.get(key).cloned()
+        self.record.k8s.pod_annotations.get(key).cloned()
     }
     pub(crate) fn pod_annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        values(&self.0.pod_annotations, keys)
+        values(&self.record.k8s.pod_annotations, keys)
     }
     pub(crate) fn pod_annotations(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.pod_annotations)
+        key_values(&self.record.k8s.pod_annotations)
     }
     pub(crate) fn env(&self, name: &str) -> Option<String> {
-        self.0.env.get(name).cloned()
+        self.record.env.get(name).cloned()
     }
     pub(crate) fn env_values(&self, names: &[String]) -> Vec<Option<String>> {
-        values(&self.0.env, names)
+        values(&self.record.env, names)
     }
     pub(crate) fn env_names(&self) -> Vec<String> {
-        self.0.env.keys().cloned().collect()
+        self.record.env.keys().cloned().collect()
     }
     pub(crate) fn env_matching(&self, patterns: &[String]) -> Vec<wit::KeyValue> {
-        self.0
+        // A read, so the set is compiled per call rather than kept (the host keeps it).
+        let globs = GlobSet::new(patterns);
+        self.record
             .env
             .iter()
-            .filter(|(k, _)| any_match(patterns, k))
+            .filter(|(k, _)| globs.is_match(k))
             .map(|(k, v)| wit::KeyValue {
                 key: k.clone(),
                 value: v.clone(),
@@ -440,10 +565,10 @@ impl MockHandle {
             .collect()
     }
     pub(crate) fn envs(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.env)
+        key_values(&self.record.env)
     }
     pub(crate) fn mounts(&self) -> Vec<wit::Mount> {
-        self.0
+        self.record
             .mounts
             .iter()
             .map(|m| wit::Mount {
@@ -454,116 +579,80 @@ impl MockHandle {
             .collect()
     }
     pub(crate) fn tag(&self, key: &str) -> Option<String> {
-        self.0.tags.get(key).cloned()
+        self.record.tags.get(key).cloned()
     }
     pub(crate) fn tags(&self) -> Vec<wit::KeyValue> {
-        key_values(&self.0.tags)
+        key_values(&self.record.tags)
     }
+    /// The record as JSON, serialized as the host serializes it.
     pub(crate) fn to_json(&self) -> String {
-        let mounts: Vec<_> = self
-            .0
-            .mounts
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "source": m.source, "destination": m.destination, "type": m.kind,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "id": self.0.id,
-            "name": self.0.name,
-            "state": self.0.state.as_str(),
-            "pid": self.0.pid,
-            "created": self.0.created,
-            "started": self.0.started,
-            "finished": self.0.finished,
-            "exit_code": self.0.exit_code,
-            "reason": self.0.reason,
-            "restart_count": self.0.restart_count,
-            "sandbox_id": self.0.sandbox_id,
-            "runtime_name": self.0.runtime_name,
-            "snapshotter": self.0.snapshotter,
-            "image": self.0.image,
-            "image_digest": self.0.image_digest,
-            "log_path": self.0.log_path,
-            "log_format": self.0.log_format,
-            "cgroup_path": self.0.cgroup_path,
-            "labels": self.0.labels,
-            "annotations": self.0.annotations,
-            "env": self.0.env,
-            "mounts": mounts,
-            "hosts_path": self.0.hosts_path,
-            "hostname_path": self.0.hostname_path,
-            "hostname": self.0.hostname,
-            "upper_dir": self.0.upper_dir,
-            "rootfs_dir": self.0.rootfs_dir,
-            "k8s": {
-                "namespace": self.0.namespace,
-                "pod_name": self.0.pod_name,
-                "pod_uid": self.0.pod_uid,
-                "container_name": self.0.container_name,
-                "pod_labels": self.0.pod_labels,
-                "pod_annotations": self.0.pod_annotations,
-                "is_sandbox": self.0.is_sandbox,
-            },
-            "tags": self.0.tags,
-        })
-        .to_string()
+        serde_json::to_string(&self.record).unwrap_or_default()
     }
     pub(crate) fn set_tag(&mut self, key: &str, value: &str) {
-        self.0.tags.insert(key.into(), value.into());
+        self.record.tags.insert(key.into(), value.into());
+        self.mock.tags.clone_from(&self.record.tags);
     }
     pub(crate) fn set_tags(&mut self, tags: &[wit::KeyValue]) {
         for kv in tags {
-            self.0.tags.insert(kv.key.clone(), kv.value.clone());
+            self.record.tags.insert(kv.key.clone(), kv.value.clone());
         }
+        self.mock.tags.clone_from(&self.record.tags);
     }
     pub(crate) fn remove_tag(&mut self, key: &str) -> bool {
-        self.0.tags.remove(key).is_some()
+        self.mock.tags.remove(key);
+        self.record.tags.remove(key).is_some()
     }
     pub(crate) fn set_label(&mut self, key: &str, value: &str) {
-        self.0.labels.insert(key.into(), value.into());
+        self.record.labels.insert(key.into(), value.into());
+        self.mock.labels.clone_from(&self.record.labels);
     }
     pub(crate) fn remove_label(&mut self, key: &str) -> bool {
-        self.0.labels.remove(key).is_some()
+        self.mock.labels.remove(key);
+        self.record.labels.remove(key).is_some()
     }
     pub(crate) fn remove_env(&mut self, name: &str) -> bool {
-        self.0.env.remove(name).is_some()
+        self.mock.env.remove(name);
+        self.record.env.remove(name).is_some()
     }
     pub(crate) fn mask_env(&mut self, name: &str, mask: &str) -> bool {
-        match self.0.env.get_mut(name) {
+        match self.record.env.get_mut(name) {
             Some(value) => {
                 *value = mask.to_string();
+                self.mock.env.clone_from(&self.record.env);
                 true
             }
             None => false,
         }
     }
     pub(crate) fn remove_env_matching(&mut self, patterns: &[String]) -> u32 {
-        let before = self.0.env.len();
-        self.0.env.retain(|k, _| !any_match(patterns, k));
-        u32::try_from(before - self.0.env.len()).unwrap_or(u32::MAX)
+        self.prepare_globs(patterns);
+        let before = self.record.env.len();
+        let globs = &self.globs;
+        self.record.env.retain(|k, _| !globs.is_match(k));
+        self.mock.env.clone_from(&self.record.env);
+        u32::try_from(before - self.record.env.len()).unwrap_or(u32::MAX)
     }
     pub(crate) fn mask_env_matching(&mut self, patterns: &[String], mask: &str) -> u32 {
+        self.prepare_globs(patterns);
         let mut n = 0u32;
-        for (k, v) in self.0.env.iter_mut() {
-            if any_match(patterns, k) {
+        for (k, v) in self.record.env.iter_mut() {
+            if self.globs.is_match(k) {
                 *v = mask.to_string();
                 n = n.saturating_add(1);
             }
         }
+        self.mock.env.clone_from(&self.record.env);
         n
     }
 }
 
-/// Plain-field accessors of the WIT resource, forwarded by [`Container`](crate::Container).
+/// Plain-field accessors of the WIT resource that hand a string field on as it is.
 macro_rules! field_accessors {
-    ($($name:ident -> $ty:ty;)*) => {
+    ($($name:ident -> $ty:ty = $($path:ident).+;)*) => {
         impl MockHandle {
             $(
                 pub(crate) fn $name(&self) -> $ty {
-                    self.0.$name.clone()
+                    self.record.$($path).+.clone()
                 }
             )*
         }
@@ -571,58 +660,64 @@ macro_rules! field_accessors {
 }
 
 field_accessors! {
-    id -> String; name -> String; pid -> u32; created -> Option<String>;
-    started -> Option<String>; finished -> Option<String>; exit_code -> Option<i32>;
-    reason -> Option<String>; restart_count -> u32; sandbox_id -> String;
-    runtime_name -> String; snapshotter -> Option<String>; image -> String;
-    image_digest -> Option<String>; log_path -> String; log_format -> String;
-    cgroup_path -> Option<String>; hosts_path -> Option<String>;
-    hostname_path -> Option<String>; hostname -> Option<String>;
-    upper_dir -> Option<String>; rootfs_dir -> Option<String>; namespace -> String;
-    pod_name -> String; pod_uid -> String; container_name -> String; is_sandbox -> bool;
+    reason -> Option<String> = reason; sandbox_id -> String = sandbox_id;
+    runtime_name -> String = runtime_name; snapshotter -> Option<String> = snapshotter;
+    image -> String = image; image_digest -> Option<String> = image_digest;
+    log_path -> String = log_path; log_format -> String = log_format;
+    cgroup_path -> Option<String> = cgroup_path; hosts_path -> Option<String> = hosts_path;
+    hostname_path -> Option<String> = hostname_path; hostname -> Option<String> = hostname;
+    upper_dir -> Option<String> = upper_dir; rootfs_dir -> Option<String> = rootfs_dir;
+    namespace -> String = k8s.namespace; pod_name -> String = k8s.pod_name;
+    pod_uid -> String = k8s.pod_uid; container_name -> String = k8s.container_name;
 }
 
-/// The text of `field` in the mock, as the host would give it; `number` holds the
-/// formatted value of the numeric fields.
-fn selected<'a>(
-    m: &'a MockContainer,
-    field: &'a wit::Field,
-    number: &'a Option<String>,
-) -> Option<&'a str> {
-    match field {
-        wit::Field::Pid | wit::Field::ExitCode | wit::Field::RestartCount => number.as_deref(),
-        wit::Field::Id => Some(&m.id),
-        wit::Field::Name => Some(&m.name),
-        wit::Field::State => Some(m.state.as_str()),
-        wit::Field::Created => m.created.as_deref(),
-        wit::Field::Started => m.started.as_deref(),
-        wit::Field::Finished => m.finished.as_deref(),
-        wit::Field::Reason => m.reason.as_deref(),
-        wit::Field::SandboxId => Some(&m.sandbox_id),
-        wit::Field::RuntimeName => Some(&m.runtime_name),
-        wit::Field::Snapshotter => m.snapshotter.as_deref(),
-        wit::Field::Image => Some(&m.image),
-        wit::Field::ImageDigest => m.image_digest.as_deref(),
-        wit::Field::LogPath => Some(&m.log_path),
-        wit::Field::LogFormat => Some(&m.log_format),
-        wit::Field::CgroupPath => m.cgroup_path.as_deref(),
-        wit::Field::HostsPath => m.hosts_path.as_deref(),
-        wit::Field::HostnamePath => m.hostname_path.as_deref(),
-        wit::Field::Hostname => m.hostname.as_deref(),
-        wit::Field::UpperDir => m.upper_dir.as_deref(),
-        wit::Field::RootfsDir => m.rootfs_dir.as_deref(),
-        wit::Field::Namespace => Some(&m.namespace),
-        wit::Field::PodName => Some(&m.pod_name),
-        wit::Field::PodUid => Some(&m.pod_uid),
-        wit::Field::ContainerName => Some(&m.container_name),
-        wit::Field::IsSandbox => Some(if m.is_sandbox { "true" } else { "false" }),
-        wit::Field::Label(k) => m.labels.get(k).map(String::as_str),
-        wit::Field::PodLabel(k) => m.pod_labels.get(k).map(String::as_str),
-        wit::Field::Annotation(k) => m.annotations.get(k).map(String::as_str),
-        wit::Field::PodAnnotation(k) => m.pod_annotations.get(k).map(String::as_str),
-        wit::Field::Env(k) => m.env.get(k).map(String::as_str),
-        wit::Field::Tag(k) => m.tags.get(k).map(String::as_str),
+impl From<wit::Field> for Field {
+    fn from(field: wit::Field) -> Self {
+        use wit::Field as Wit;
+        match field {
+            Wit::Id => Self::Id,
+            Wit::Name => Self::Name,
+            Wit::State => Self::State,
+            Wit::Pid => Self::Pid,
+            Wit::Created => Self::Created,
+            Wit::Started => Self::Started,
+            Wit::Finished => Self::Finished,
+            Wit::ExitCode => Self::ExitCode,
+            Wit::Reason => Self::Reason,
+            Wit::RestartCount => Self::RestartCount,
+            Wit::SandboxId => Self::SandboxId,
+            Wit::RuntimeName => Self::RuntimeName,
+            Wit::Snapshotter => Self::Snapshotter,
+            Wit::Image => Self::Image,
+            Wit::ImageDigest => Self::ImageDigest,
+            Wit::LogPath => Self::LogPath,
+            Wit::LogFormat => Self::LogFormat,
+            Wit::CgroupPath => Self::CgroupPath,
+            Wit::HostsPath => Self::HostsPath,
+            Wit::HostnamePath => Self::HostnamePath,
+            Wit::Hostname => Self::Hostname,
+            Wit::UpperDir => Self::UpperDir,
+            Wit::RootfsDir => Self::RootfsDir,
+            Wit::Namespace => Self::Namespace,
+            Wit::PodName => Self::PodName,
+            Wit::PodUid => Self::PodUid,
+            Wit::ContainerName => Self::ContainerName,
+            Wit::IsSandbox => Self::IsSandbox,
+            Wit::Label(key) => Self::Label(key),
+            Wit::PodLabel(key) => Self::PodLabel(key),
+            Wit::Annotation(key) => Self::Annotation(key),
+            Wit::PodAnnotation(key) => Self::PodAnnotation(key),
+            Wit::Env(name) => Self::Env(name),
+            Wit::Tag(key) => Self::Tag(key),
+        }
     }
+}
+
+/// The time an RFC 3339 mock field names; `None` for text that is not one.
+fn timestamp(text: &Option<String>) -> Option<Timestamp> {
+    let text = text.as_deref()?;
+    Timestamp::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(text))
+        .ok()
 }
 
 fn values(map: &BTreeMap<String, String>, keys: &[String]) -> Vec<Option<String>> {
@@ -636,35 +731,6 @@ fn key_values(map: &BTreeMap<String, String>) -> Vec<wit::KeyValue> {
             value: v.clone(),
         })
         .collect()
-}
-
-/// True when `name` matches any pattern; the same rule as the host's env matching.
-fn any_match(patterns: &[String], name: &str) -> bool {
-    patterns.iter().any(|p| glob_match(p, name))
-}
-
-/// `*` matches any run of characters (including none); every other byte matches itself.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let p = pattern.as_bytes();
-    let n = name.as_bytes();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if p.get(pi) == Some(&b'*') {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p.get(pi) == n.get(ni) {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p.get(pi..).unwrap_or_default().iter().all(|&c| c == b'*')
 }
 
 /// Parses a plugin's config from JSON exactly as `init` does, for tests of config
@@ -830,6 +896,8 @@ mod tests {
 
     #[test]
     fn glob_matches_like_the_host() {
+        // The mock matches with the host's own `GlobSet`.
+        let glob_match = |p: &str, n: &str| GlobSet::new(&[p.to_string()]).is_match(n);
         assert!(glob_match("*PASSWORD*", "DB_PASSWORD_FILE"));
         assert!(glob_match("*_KEY", "API_KEY"));
         assert!(!glob_match("*_KEY", "API_KEYS"));
@@ -837,6 +905,142 @@ mod tests {
         assert!(!glob_match("A*B*C", "AxxBxx"));
         assert!(glob_match("*", ""));
         assert!(!glob_match("*token*", "GITHUB_TOKEN"));
+        let r = Container::from(MockContainer::new().env("A1B2C", "x").env("AB", "y"));
+        assert_eq!(r.env_matching(&["A*B*C".to_string()]).len(), 1);
+    }
+
+    /// The WIT case name of a generated `Field`, from its `Debug` form.
+    fn case_name(field: &wit::Field) -> String {
+        let debug = format!("{field:?}");
+        let variant = debug.strip_prefix("Field::").unwrap_or(&debug);
+        let mut name = String::new();
+        for c in variant.split('(').next().unwrap_or_default().chars() {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
+    #[test]
+    fn every_sdk_field_is_the_record_field_of_its_wit_name() {
+        let keyed = |k: &str| k.to_string();
+        let all = [
+            wit::Field::Id,
+            wit::Field::Name,
+            wit::Field::State,
+            wit::Field::Pid,
+            wit::Field::Created,
+            wit::Field::Started,
+            wit::Field::Finished,
+            wit::Field::ExitCode,
+            wit::Field::Reason,
+            wit::Field::RestartCount,
+            wit::Field::SandboxId,
+            wit::Field::RuntimeName,
+            wit::Field::Snapshotter,
+            wit::Field::Image,
+            wit::Field::ImageDigest,
+            wit::Field::LogPath,
+            wit::Field::LogFormat,
+            wit::Field::CgroupPath,
+            wit::Field::HostsPath,
+            wit::Field::HostnamePath,
+            wit::Field::Hostname,
+            wit::Field::UpperDir,
+            wit::Field::RootfsDir,
+            wit::Field::Namespace,
+            wit::Field::PodName,
+            wit::Field::PodUid,
+            wit::Field::ContainerName,
+            wit::Field::IsSandbox,
+            wit::Field::Label(keyed("k")),
+            wit::Field::PodLabel(keyed("k")),
+            wit::Field::Annotation(keyed("k")),
+            wit::Field::PodAnnotation(keyed("k")),
+            wit::Field::Env(keyed("k")),
+            wit::Field::Tag(keyed("k")),
+        ];
+        let names: Vec<String> = all.iter().map(case_name).collect();
+        assert_eq!(
+            names,
+            Field::NAMES,
+            "the SDK's fields vs gannet_record::Field"
+        );
+        for field in all {
+            let name = case_name(&field);
+            assert_eq!(
+                Some(Field::from(field)),
+                Field::from_name(&name, "k"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_one_value_accessor_of_the_mock_answers_what_select_reads() {
+        let mut mock = MockContainer::new()
+            .label("k", "l")
+            .pod_label("k", "pl")
+            .annotation("k", "a")
+            .pod_annotation("k", "pa")
+            .env("k", "e")
+            .tag("k", "t")
+            .sandbox(true);
+        mock.exit_code = Some(-1);
+        mock.reason = Some("OOMKilled".into());
+        mock.finished = Some("2026-01-01T00:00:02Z".into());
+        mock.cgroup_path = Some("/cg".into());
+        for mock in [mock, MockContainer::new()] {
+            let r = Container::from(mock);
+            let text = |s: String| Some(s);
+            let one_value: Vec<(&str, Option<String>)> = vec![
+                ("id", text(r.id())),
+                ("name", text(r.name())),
+                ("state", text(r.state().as_str().to_string())),
+                ("pid", text(r.pid().to_string())),
+                ("created", r.created()),
+                ("started", r.started()),
+                ("finished", r.finished()),
+                ("exit-code", r.exit_code().map(|c| c.to_string())),
+                ("reason", r.reason()),
+                ("restart-count", text(r.restart_count().to_string())),
+                ("sandbox-id", text(r.sandbox_id())),
+                ("runtime-name", text(r.runtime_name())),
+                ("snapshotter", r.snapshotter()),
+                ("image", text(r.image())),
+                ("image-digest", r.image_digest()),
+                ("log-path", text(r.log_path())),
+                ("log-format", text(r.log_format())),
+                ("cgroup-path", r.cgroup_path()),
+                ("hosts-path", r.hosts_path()),
+                ("hostname-path", r.hostname_path()),
+                ("hostname", r.hostname()),
+                ("upper-dir", r.upper_dir()),
+                ("rootfs-dir", r.rootfs_dir()),
+                ("namespace", text(r.namespace())),
+                ("pod-name", text(r.pod_name())),
+                ("pod-uid", text(r.pod_uid())),
+                ("container-name", text(r.container_name())),
+                ("is-sandbox", text(r.is_sandbox().to_string())),
+                ("label", r.label("k")),
+                ("pod-label", r.pod_label("k")),
+                ("annotation", r.annotation("k")),
+                ("pod-annotation", r.pod_annotation("k")),
+                ("env", r.env("k")),
+                ("tag", r.tag("k")),
+            ];
+            let names: Vec<&str> = one_value.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, Field::NAMES, "one accessor per field");
+            let record = r.mock().to_record();
+            for (name, got) in one_value {
+                let field = Field::from_name(name, "k");
+                let want =
+                    field.and_then(|f| gannet_record::value(&record, &f).map(|v| v.into_owned()));
+                assert_eq!(got, want, "{name}");
+            }
+        }
     }
 
     #[test]

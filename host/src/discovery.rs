@@ -42,6 +42,7 @@ use crate::liveness::{HostRoot, Liveness, LivenessChecker};
 use crate::record::{ContainerRecord, ContainerState};
 use crate::runtime_events::EventSource;
 use crate::table::{ContainerEvent, ContainerTable, Generation};
+use crate::validate::{invalid, FieldError};
 
 /// First wait after a runtime error; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -61,30 +62,41 @@ const NUDGE_BUFFER: usize = 256;
 /// Environment variable naming containerd's state directory (the reference's name).
 pub const STATE_DIR_ENV: &str = "CONTAINERD_STATE_DIR";
 
-/// Discovery settings (the `[discovery]` section of the config file).
+/// Discovery's settings: the `[runtime]` section of the config file, deserialized
+/// straight into this type. Every field's doc comment is its reference text
+/// (`docs/configuration.md`); [`Config::validate`] is the one check of their bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Runtime socket. `--socket` and `$CONTAINERD_SOCK_PATH` take precedence; the default
-    /// is `/run/containerd/containerd.sock`.
+    /// The containerd / CRI unix socket. `--socket` and then `$CONTAINERD_SOCK_PATH` take
+    /// precedence; unset, it is `/run/containerd/containerd.sock`.
     pub socket: Option<PathBuf>,
     /// The `--socket` flag, which wins over everything (set by the CLI, never from a file).
     #[serde(skip)]
     pub socket_flag: Option<PathBuf>,
-    /// Where the node's root filesystem is mounted; `/proc`, hostname files and rootfs
-    /// directories are read under it.
+    /// Where the node's root filesystem is mounted (`/` unless Gannet runs in a
+    /// container); `/proc`, hostname files and rootfs directories are read under it.
     pub host_root: PathBuf,
-    /// Seconds between incremental syncs (list calls plus fetches of changed containers).
+    /// How discovery learns about changes: `events` (containerd's event stream plus the
+    /// periodic list) or `poll` (the periodic list only, one fetch at a time: the
+    /// reference behaviour). A runtime that is not containerd falls back to `poll` with a
+    /// warning.
+    pub sync_mode: SyncMode,
+    /// Seconds between incremental syncs: list calls, plus verbose fetches of the
+    /// containers that are new or whose list fields changed. At least 1.
     #[serde(with = "secs")]
     pub sync_period_secs: Duration,
-    /// Seconds between full resyncs (every container fetched again, history pruned).
+    /// Seconds between full resyncs (every container fetched again, history pruned), a
+    /// safety net for missed events. At least `sync_period_secs`.
     #[serde(with = "secs")]
     pub resync_period_secs: Duration,
-    /// Seconds a removed container's final record stays readable in the table.
-    #[serde(with = "secs")]
-    pub removed_retention_secs: Duration,
-    /// Most verbose-status fetches in flight at once.
+    /// Most verbose-status fetches in flight at once in `events` mode (`poll` fetches one
+    /// at a time). 1 to [`MAX_CONCURRENT_FETCHES`].
     pub max_concurrent_fetches: usize,
+    /// Most containers fetched per second because of runtime events (`events` mode; the
+    /// reference caps at 200); a burst beyond it is coalesced and caught up. 1 to
+    /// [`MAX_EVENT_FETCH_RATE_PER_SEC`].
+    pub event_fetch_rate_per_sec: u32,
     /// Largest gap, in milliseconds, between a pid's start time and CRI `started_at` for
     /// the pid to count as the container's (a larger gap means the pid was reused).
     #[serde(with = "millis")]
@@ -94,15 +106,24 @@ pub struct Config {
     pub containerd_state_dir: Option<PathBuf>,
     /// Ask containerd's snapshot service for the overlay upperdir of each container.
     pub detect_upper_dir: bool,
-    /// `events` (default): containerd's event stream marks containers dirty at once, the
-    /// periodic list stays as a safety net. `poll`: the reference behaviour, a list every
-    /// period and one fetch at a time. A runtime that is not containerd falls back to
-    /// `poll` with a warning.
-    pub sync_mode: SyncMode,
-    /// Most containers fetched per second because of runtime events (the reference caps
-    /// at 200); a burst beyond it is coalesced and caught up.
-    pub event_fetch_rate_per_sec: u32,
+    /// Seconds SIGTERM may spend draining: discovery stops first, then in-flight records
+    /// finish the chain and the outputs flush. Read by `gannet run`, not by the loop.
+    #[serde(with = "secs")]
+    pub shutdown_grace_period_secs: Duration,
 }
+
+/// Highest `max_concurrent_fetches`: more fetches in flight only queue inside the runtime,
+/// which serves them from one process.
+pub const MAX_CONCURRENT_FETCHES: usize = 256;
+
+/// Highest `event_fetch_rate_per_sec`: well above any real churn (the reference caps at
+/// 200), low enough that the dispatcher's tick stays a real interval.
+pub const MAX_EVENT_FETCH_RATE_PER_SEC: u32 = 10_000;
+
+/// How long a removed container's final record stays in the table, so that a fetch
+/// started before the removal cannot bring it back. Not a setting: it only has to
+/// outlast the slowest fetch (60 s).
+const REMOVED_RETENTION: Duration = Duration::from_secs(120);
 
 /// How the loop learns about changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -182,15 +203,15 @@ impl Default for Config {
             socket: None,
             socket_flag: None,
             host_root: PathBuf::from("/"),
+            sync_mode: SyncMode::Events,
             sync_period_secs: Duration::from_secs(3),
             resync_period_secs: Duration::from_secs(300),
-            removed_retention_secs: Duration::from_secs(120),
             max_concurrent_fetches: 16,
+            event_fetch_rate_per_sec: 200,
             pid_start_tolerance_ms: Duration::from_millis(3000),
             containerd_state_dir: None,
             detect_upper_dir: true,
-            sync_mode: SyncMode::Events,
-            event_fetch_rate_per_sec: 200,
+            shutdown_grace_period_secs: Duration::from_secs(10),
         }
     }
 }
@@ -206,25 +227,44 @@ impl Config {
         )
     }
 
-    /// Checks values serde cannot.
+    /// Checks what serde cannot: the bounds of every field. `gannet config check`,
+    /// `gannet run` and the loop itself all call this one check.
     ///
     /// # Errors
-    /// [`DiscoveryError::InvalidConfig`] naming the field.
-    pub fn validate(&self) -> Result<(), DiscoveryError> {
-        let bad = |field: &'static str, reason: &'static str| {
-            Err(DiscoveryError::InvalidConfig { field, reason })
-        };
+    /// The first field out of bounds, named relative to the section
+    /// (`resync_period_secs`), with its value and the fix.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let secs = |d: Duration| d.as_secs();
         if self.sync_period_secs.is_zero() {
-            return bad("sync_period_secs", "must be at least 1");
+            return Err(invalid(
+                "sync_period_secs",
+                secs(self.sync_period_secs),
+                "must be at least 1 (the default is 3)",
+            ));
         }
         if self.resync_period_secs < self.sync_period_secs {
-            return bad("resync_period_secs", "must be at least sync_period_secs");
+            return Err(invalid(
+                "resync_period_secs",
+                secs(self.resync_period_secs),
+                format!(
+                    "must be at least sync_period_secs ({}): a full resync is also a sync (the default is 300)",
+                    secs(self.sync_period_secs)
+                ),
+            ));
         }
-        if self.max_concurrent_fetches == 0 {
-            return bad("max_concurrent_fetches", "must be at least 1");
+        if !(1..=MAX_CONCURRENT_FETCHES).contains(&self.max_concurrent_fetches) {
+            return Err(invalid(
+                "max_concurrent_fetches",
+                self.max_concurrent_fetches,
+                format!("must be from 1 to {MAX_CONCURRENT_FETCHES} (the default is 16)"),
+            ));
         }
-        if self.event_fetch_rate_per_sec == 0 {
-            return bad("event_fetch_rate_per_sec", "must be at least 1");
+        if !(1..=MAX_EVENT_FETCH_RATE_PER_SEC).contains(&self.event_fetch_rate_per_sec) {
+            return Err(invalid(
+                "event_fetch_rate_per_sec",
+                self.event_fetch_rate_per_sec,
+                format!("must be from 1 to {MAX_EVENT_FETCH_RATE_PER_SEC} (containers per second; the default is 200)"),
+            ));
         }
         Ok(())
     }
@@ -283,14 +323,9 @@ pub enum DiscoveryError {
         /// The value given.
         value: String,
     },
-    /// A config value is out of range.
-    #[error("discovery config: {field} {reason}")]
-    InvalidConfig {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        reason: &'static str,
-    },
+    /// A setting is out of bounds (see [`Config::validate`]).
+    #[error(transparent)]
+    InvalidConfig(#[from] FieldError),
 }
 
 /// A shared, read-only view of the container table (for the local API).
@@ -866,7 +901,7 @@ pub struct Discovery {
 impl Discovery {
     /// A loop for `config` (not started).
     pub fn new(config: Config) -> Self {
-        let table = ContainerTable::new(config.removed_retention_secs);
+        let table = ContainerTable::new(REMOVED_RETENTION);
         let (ready, _) = watch::channel(false);
         let (dirty_tx, dirty_rx) = mpsc::channel(DIRTY_BUFFER);
         let (nudge_tx, nudge_rx) = mpsc::channel(NUDGE_BUFFER);
@@ -1429,7 +1464,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.sync_period_secs, Duration::from_secs(3));
         assert_eq!(c.resync_period_secs, Duration::from_secs(300));
-        assert_eq!(c.removed_retention_secs, Duration::from_secs(120));
+        assert_eq!(c.shutdown_grace_period_secs, Duration::from_secs(10));
         assert!(c.validate().is_ok());
     }
 
@@ -1464,19 +1499,33 @@ mod tests {
     }
 
     #[test]
-    fn zero_values_are_rejected_with_the_field_name() {
-        let c = Config {
-            max_concurrent_fetches: 0,
-            ..Config::default()
+    fn out_of_bounds_values_are_rejected_with_the_field_and_the_fix() {
+        let err = |c: Config| {
+            c.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
         };
-        let err = c
-            .validate()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
         assert_eq!(
-            err,
-            "discovery config: max_concurrent_fetches must be at least 1"
+            err(Config {
+                max_concurrent_fetches: 0,
+                ..Config::default()
+            }),
+            "config field max_concurrent_fetches = \"0\": must be from 1 to 256 (the default is 16)"
+        );
+        assert_eq!(
+            err(Config {
+                sync_period_secs: Duration::ZERO,
+                ..Config::default()
+            }),
+            "config field sync_period_secs = \"0\": must be at least 1 (the default is 3)"
+        );
+        assert_eq!(
+            err(Config {
+                resync_period_secs: Duration::from_secs(2),
+                ..Config::default()
+            }),
+            "config field resync_period_secs = \"2\": must be at least sync_period_secs (3): a full resync is also a sync (the default is 300)"
         );
     }
 

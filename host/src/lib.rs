@@ -7,6 +7,7 @@ pub mod cli;
 pub mod plugins;
 pub mod record;
 pub mod toml_doc;
+pub mod validate;
 
 // Discovery: runtime clients, conversion, the table and the sync loop.
 pub mod containerd;
@@ -23,5 +24,6 @@ pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Tim
 // The agent: config, outputs, the local API and the pipeline.
 pub mod api;
 pub mod config;
+pub mod logging;
 pub mod outputs;
 pub mod pipeline;

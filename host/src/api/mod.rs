@@ -17,16 +17,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, Instrument};
 
+mod config;
 mod data;
 pub mod grpc;
 mod health;
 mod view;
 
+pub use config::ApiConfig;
 pub use health::Health;
 pub use view::{ContainerFilter, ContainerView, PluginInfo, PluginSource, ViewEvent};
 
-use crate::config::{ApiConfig, EnvValues};
-use crate::outputs::EventIds;
+use crate::outputs::{EnvValues, EventIds};
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ pub enum ConfigCommand {
 /// # Errors
 /// The first problem in the file, on one line.
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
-    super::logging::init_stderr("warn");
+    crate::logging::init_stderr("warn");
     match cmd {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;

@@ -29,7 +29,7 @@ pub struct ListArgs {
 
 /// Runs `gannet list`.
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
-    super::logging::init_stderr("warn");
+    crate::logging::init_stderr("warn");
     let config = Config {
         socket_flag: args.socket.clone(),
         host_root: args.host_root.clone(),

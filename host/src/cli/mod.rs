@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod list;
-mod logging;
 mod plugin;
 mod version;
 

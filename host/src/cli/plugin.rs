@@ -74,7 +74,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    super::logging::init_stderr("warn");
+    crate::logging::init_stderr("warn");
     let engine = PluginEngine::new(EngineOptions::default())?;
     let sidecar = match &args.config {
         Some(path) => Sidecar::load(path)?,
@@ -212,7 +212,7 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 }
 
 fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
-    super::logging::init_stderr("info");
+    crate::logging::init_stderr("info");
     let engine = PluginEngine::new(EngineOptions::default())?;
     let metrics = PluginMetrics::unregistered();
     let mut failed = false;

@@ -17,11 +17,12 @@ use tokio::sync::{mpsc, RwLock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::logging::{self, LogReload};
+use crate::logging::{self, LogReload};
 
 use crate::api::{ApiContext, ApiListeners, ContainerView, Health};
-use crate::config::{check_reloadable, resolve_node_name, Config, LogFormat, Overrides};
+use crate::config::{check_reloadable, resolve_node_name, Config, Overrides};
 use crate::discovery::SyncMode;
+use crate::logging::LogFormat;
 use crate::outputs::{EventIds, OutputMetrics, Outputs};
 use crate::pipeline::{self, Chain, Outcome, PassThrough, Sink};
 use crate::plugins::{
@@ -166,9 +167,15 @@ impl Reloadable {
         };
         let new = load(Some(&path), &self.overrides)?;
         check_reloadable(&self.config, &new)?;
-        let outputs = Outputs::build(&new, &self.node, self.ids.clone(), self.metrics.clone())?;
+        let outputs = Outputs::build(
+            &new.outputs,
+            &new.record,
+            &self.node,
+            self.ids.clone(),
+            self.metrics.clone(),
+        )?;
         let old = std::mem::replace(&mut *self.sink.outputs.write().await, Arc::new(outputs));
-        let grace = self.config.runtime.shutdown_grace_period();
+        let grace = self.config.runtime.shutdown_grace_period_secs;
         tokio::spawn(async move { old.shutdown(grace).await });
         self.ctx.set_env_values(new.record.env_values);
         // Level and format change for the next line; `--log-*` flags still win.
@@ -210,7 +217,13 @@ async fn agent(
     // Bind and open everything that can fail on bad input before discovery starts.
     let listeners = ApiListeners::bind(&config.api).await?;
     let ids = Arc::new(EventIds::new());
-    let outputs = Outputs::build(&config, &node, ids.clone(), metrics.clone())?;
+    let outputs = Outputs::build(
+        &config.outputs,
+        &config.record,
+        &node,
+        ids.clone(),
+        metrics.clone(),
+    )?;
     let plugin_metrics = PluginMetrics::register(&mut registry);
     let plugins = start_plugins(&config, &node, plugin_metrics).await?;
     let chain: Arc<dyn Chain> = match &plugins {
@@ -266,8 +279,7 @@ async fn agent(
     let pipeline_task = tokio::spawn(pipeline::run(events_rx, chain, sink.clone()));
     let discovery_stop = CancellationToken::new();
     let discovery_task = tokio::spawn(discovery(
-        config.clone(),
-        overrides.socket.clone(),
+        config.runtime.clone(),
         events_tx,
         health.clone(),
         discovery_stop.clone(),
@@ -303,7 +315,7 @@ async fn agent(
     }
 
     // Drain: stop discovery, finish what it sent, flush outputs, all within the grace.
-    let grace = reloadable.config.runtime.shutdown_grace_period();
+    let grace = reloadable.config.runtime.shutdown_grace_period_secs;
     let deadline = tokio::time::Instant::now() + grace;
     discovery_stop.cancel();
     if tokio::time::timeout_at(deadline, discovery_task)
@@ -333,13 +345,12 @@ async fn agent(
 /// (first full sync done, runtime answering) into `/readyz`. Runtime errors are retried
 /// with backoff inside discovery and never end it.
 async fn discovery(
-    config: Config,
-    socket_flag: Option<PathBuf>,
+    config: crate::discovery::Config,
     events: mpsc::Sender<ContainerEvent>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let discovery = crate::discovery::Discovery::new(discovery_config(&config, socket_flag));
+    let discovery = crate::discovery::Discovery::new(config);
     let mut ready = discovery.readiness();
     let readiness_stop = stop.clone();
     let mirror = tokio::spawn(async move {
@@ -356,21 +367,6 @@ async fn discovery(
         error!(message = "Discovery stopped.", error = %e);
     }
     let _ = mirror.await;
-}
-
-/// Discovery's settings from the agent's config (the rest keep discovery's defaults).
-fn discovery_config(config: &Config, socket_flag: Option<PathBuf>) -> crate::discovery::Config {
-    crate::discovery::Config {
-        socket: Some(config.runtime.socket.clone()),
-        socket_flag,
-        host_root: config.runtime.host_root.clone(),
-        resync_period_secs: config.runtime.resync_period(),
-        sync_mode: config.runtime.sync_mode,
-        event_fetch_rate_per_sec: config.runtime.event_fetch_rate_per_sec,
-        max_concurrent_fetches: config.runtime.max_concurrent_fetches,
-        removed_retention_secs: Duration::from_secs(config.api.removed_retention_secs),
-        ..crate::discovery::Config::default()
-    }
 }
 
 /// The plugin stage and what keeps its directory watched.
@@ -454,35 +450,5 @@ impl Chain for StageChain {
             };
             done
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn discovery_gets_the_runtime_settings_of_the_file() -> anyhow::Result<()> {
-        let config = Config::from_toml(
-            "[runtime]\nsocket = \"/x.sock\"\nresync_period_secs = 60\nsync_mode = \"poll\"\nevent_fetch_rate_per_sec = 50\nmax_concurrent_fetches = 4\n",
-            Path::new("gannet.toml"),
-        )?;
-        let d = discovery_config(&config, Some(PathBuf::from("/flag.sock")));
-        assert_eq!(d.socket.as_deref(), Some(Path::new("/x.sock")));
-        assert_eq!(d.socket_flag.as_deref(), Some(Path::new("/flag.sock")));
-        assert_eq!(d.resync_period_secs, Duration::from_secs(60));
-        assert_eq!(d.sync_mode, SyncMode::Poll);
-        assert_eq!(d.event_fetch_rate_per_sec, 50);
-        assert_eq!(d.max_concurrent_fetches, 4);
-        d.validate()?;
-        // Unset in the file: discovery's own defaults.
-        let d = discovery_config(&Config::default(), None);
-        let defaults = crate::discovery::Config::default();
-        assert_eq!(
-            d.event_fetch_rate_per_sec,
-            defaults.event_fetch_rate_per_sec
-        );
-        assert_eq!(d.max_concurrent_fetches, defaults.max_concurrent_fetches);
-        Ok(())
     }
 }

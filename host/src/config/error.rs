@@ -26,31 +26,16 @@ pub enum ConfigError {
     /// No `[outputs.default]`.
     #[error("config: no output named \"default\"; add an [outputs.default] section (for example type = \"stdout\")")]
     NoDefaultOutput,
-    /// A field has a value the agent cannot use.
-    #[error("config field {field} = {value:?}: {reason}")]
-    Invalid {
-        /// Dotted field path (`outputs.audit.batch_size`).
-        field: String,
-        /// The offending value.
-        value: String,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-    /// A file the config names cannot be used.
-    #[error("config field {field} = {}: {problem}; fix the path or its permissions", path.display())]
-    File {
-        /// Dotted field path.
-        field: String,
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        problem: String,
-    },
+    /// A field has a value the agent cannot use, or names a file it cannot use.
+    #[error(transparent)]
+    Field(#[from] crate::validate::FieldError),
     /// SIGHUP brought a change that needs a restart.
-    #[error("config field {field} changed: restart required (SIGHUP reloads plugins, outputs and logging only)")]
+    #[error("config field {field} changed: restart required (SIGHUP changes only {reloadable})")]
     RestartRequired {
         /// Dotted field path.
         field: String,
+        /// What SIGHUP may change, for the message.
+        reloadable: String,
     },
     /// The node name could not be found.
     #[error("node name: {reason}; pass --node-name or set NODE_NAME")]

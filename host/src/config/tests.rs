@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::outputs::{FileConfig, HttpConfig, TlsConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -232,10 +233,8 @@ level = "debug"
 fn without_file_or_flag_the_default_applies() {
     let mut c = Config::default();
     c.apply(&Overrides::default());
-    assert_eq!(
-        c.runtime.socket,
-        PathBuf::from("/run/containerd/containerd.sock")
-    );
+    assert_eq!(c.runtime.socket, None);
+    assert_eq!(c.runtime.socket_flag, None);
     assert_eq!(c.runtime.host_root, PathBuf::from("/"));
     assert_eq!(c.plugins.dir, None);
     assert_eq!(c.api.socket, PathBuf::from("/run/gannet/api.sock"));
@@ -249,7 +248,10 @@ fn without_file_or_flag_the_default_applies() {
 fn file_beats_default_when_no_flag() -> TestResult {
     let mut c = file_config()?;
     c.apply(&Overrides::default());
-    assert_eq!(c.runtime.socket, PathBuf::from("/file/containerd.sock"));
+    assert_eq!(
+        c.runtime.socket,
+        Some(PathBuf::from("/file/containerd.sock"))
+    );
     assert_eq!(c.runtime.host_root, PathBuf::from("/file-root"));
     assert_eq!(c.plugins.dir, Some(PathBuf::from("/file/plugins")));
     assert_eq!(c.api.socket, PathBuf::from("/file/api.sock"));
@@ -290,7 +292,8 @@ fn each_flag_beats_the_file() -> TestResult {
                 ..Default::default()
             },
             |c| {
-                c.runtime.socket == Path::new("/flag.sock")
+                c.runtime.socket_flag.as_deref() == Some(Path::new("/flag.sock"))
+                    && c.runtime.socket.as_deref() == Some(Path::new("/file/containerd.sock"))
                     && c.runtime.host_root == Path::new("/file-root")
             },
         ),
@@ -301,7 +304,7 @@ fn each_flag_beats_the_file() -> TestResult {
             },
             |c| {
                 c.runtime.host_root == Path::new("/flag-root")
-                    && c.runtime.socket == Path::new("/file/containerd.sock")
+                    && c.runtime.socket.as_deref() == Some(Path::new("/file/containerd.sock"))
             },
         ),
         (
@@ -311,7 +314,7 @@ fn each_flag_beats_the_file() -> TestResult {
             },
             |c| {
                 c.runtime.sync_mode == SyncMode::Poll
-                    && c.runtime.socket == Path::new("/file/containerd.sock")
+                    && c.runtime.socket.as_deref() == Some(Path::new("/file/containerd.sock"))
             },
         ),
         (
@@ -476,7 +479,7 @@ fn reload_refuses_changed_addresses() -> TestResult {
         "{e}"
     );
     let mut new = old.clone();
-    new.runtime.socket = "/other.sock".into();
+    new.runtime.socket = Some("/other.sock".into());
     assert!(check_reloadable(&old, &new).is_err());
     Ok(())
 }
@@ -498,6 +501,8 @@ fn example_config_parses_and_validates() -> TestResult {
 /// (`outputs.NAME.tls.ca_file`).
 fn all_field_paths() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut c = Config::default();
+    c.runtime.socket = Some("/s".into());
+    c.runtime.containerd_state_dir = Some("/d".into());
     c.plugins.dir = Some("/p".into());
     c.plugins.cache_dir = Some("/c".into());
     c.api.listen = Some("127.0.0.1:1".parse()?);
@@ -559,5 +564,116 @@ fn docs_name_every_field() -> TestResult {
         missing.is_empty(),
         "docs/configuration.md misses {missing:?}"
     );
+    Ok(())
+}
+
+// Regression: `resync_period_secs = 2` passed `gannet config check` (the file accepted 1
+// and up) while discovery refused anything below the sync period at run time, so
+// `gannet run` logged "Discovery stopped.", stayed up and never became ready. Both now
+// run discovery's one check.
+#[test]
+fn regression_resync_period_below_sync_period_is_refused_by_config_check() -> TestResult {
+    let c = parse("[runtime]\nresync_period_secs = 2\n")?;
+    let check = c
+        .validate_without_side_effects()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        check,
+        "config field runtime.resync_period_secs = \"2\": must be at least sync_period_secs (3): a full resync is also a sync (the default is 300)"
+    );
+    assert!(
+        c.runtime.validate().is_err(),
+        "discovery refuses what config check refuses"
+    );
+    // Equal periods are fine for both.
+    let c = parse("[runtime]\nresync_period_secs = 3\n")?;
+    c.validate_without_side_effects()?;
+    c.runtime.validate()?;
+    Ok(())
+}
+
+#[test]
+fn every_runtime_setting_of_the_file_reaches_discovery() -> TestResult {
+    let c = parse(
+        "[runtime]\nsync_period_secs = 5\nresync_period_secs = 60\npid_start_tolerance_ms = 500\ncontainerd_state_dir = \"/state\"\ndetect_upper_dir = false\nshutdown_grace_period_secs = 7\n",
+    )?;
+    c.validate()?;
+    let d = &c.runtime;
+    assert_eq!(d.sync_period_secs, std::time::Duration::from_secs(5));
+    assert_eq!(d.resync_period_secs, std::time::Duration::from_secs(60));
+    assert_eq!(
+        d.pid_start_tolerance_ms,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(d.containerd_state_dir.as_deref(), Some(Path::new("/state")));
+    assert!(!d.detect_upper_dir);
+    assert_eq!(
+        d.shutdown_grace_period_secs,
+        std::time::Duration::from_secs(7)
+    );
+    Ok(())
+}
+
+#[test]
+fn reload_refuses_api_settings_that_used_to_be_ignored() -> TestResult {
+    let old = Config::default();
+    for (field, change) in [
+        ("api.removed_retention_secs", "removed_retention_secs = 5"),
+        ("api.watch_buffer_events", "watch_buffer_events = 8"),
+        ("api.socket_mode", "socket_mode = 0o660"),
+        ("runtime.sync_period_secs", "sync_period_secs = 5"),
+    ] {
+        let section = field.split('.').next().unwrap_or_default();
+        let new = parse(&format!("[{section}]\n{change}\n"))?;
+        let e = check_reloadable(&old, &new)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with(&format!("config field {field} changed: restart required")),
+            "{e}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn reload_applies_exactly_the_declared_fields_and_the_outputs() -> TestResult {
+    let old = Config::default();
+    let new = parse(
+        "[runtime]\nshutdown_grace_period_secs = 30\n[record]\nenv_values = \"include\"\n[logging]\nformat = \"json\"\nlevel = \"debug\"\n[outputs.default]\ntype = \"file\"\npath = \"/tmp/x.jsonl\"\n",
+    )?;
+    check_reloadable(&old, &new)?;
+    // Every declared name is a field of its section.
+    let value = serde_json::to_value(&old)?;
+    for (section, fields) in RELOADABLE {
+        for field in *fields {
+            assert!(
+                value[section].get(field).is_some(),
+                "RELOADABLE names {section}.{field}, which is not a field"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn docs_list_exactly_what_sighup_may_change() -> TestResult {
+    let docs = std::fs::read_to_string(repo_file("docs/configuration.md"))?;
+    let start = docs
+        .find("SIGHUP may change")
+        .ok_or("docs/configuration.md has no \"SIGHUP may change\" sentence")?;
+    let sentence = &docs[start..];
+    let sentence = &sentence[..sentence.find('\n').unwrap_or(sentence.len())];
+    let listed: std::collections::BTreeSet<&str> = sentence.split('`').skip(1).step_by(2).collect();
+    let mut declared: std::collections::BTreeSet<String> = RELOADABLE
+        .iter()
+        .flat_map(|(s, fields)| fields.iter().map(move |f| format!("{s}.{f}")))
+        .collect();
+    declared.insert("outputs".to_string());
+    let declared: std::collections::BTreeSet<&str> = declared.iter().map(String::as_str).collect();
+    assert_eq!(listed, declared, "docs: {sentence}");
     Ok(())
 }

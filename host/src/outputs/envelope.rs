@@ -1,14 +1,35 @@
 //! The envelope every output line or batch element carries, its unique id, and the
-//! redaction of env values at serialization.
+//! redaction of env values at serialization (the `[record]` section).
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvValues, REDACTED};
 use crate::record::{ContainerRecord, Lifecycle, Timestamp};
+
+/// `[record]`: how records are serialized in outputs and the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// `redact` (default) keeps env names and replaces their values; `include` keeps values.
+    pub env_values: EnvValues,
+}
+
+/// Whether env values leave the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvValues {
+    /// Names kept, values replaced by [`REDACTED`].
+    #[default]
+    Redact,
+    /// Values serialized as they are.
+    Include,
+}
+
+/// What a redacted env value is replaced with.
+pub const REDACTED: &str = "<redacted>";
 
 /// One event as sent: `{"id","event","time","node","record"}`.
 #[derive(Debug, Serialize)]

@@ -1,9 +1,9 @@
 //! The `http` output: POSTs JSON arrays of envelopes, batched by size and linger time,
 //! retried with exponential backoff and jitter (honouring `Retry-After`), over plain HTTP
 //! or rustls (ring provider) with an optional CA bundle, client certificate and a token
-//! or header read from a file.
+//! or header read from a file. Owns its config section (`type = "http"`) and its check.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,14 +16,202 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::envelope::Encoded;
 use super::metrics::{DropReason, FailReason, OutputMetrics};
-use super::queue::EventQueue;
+use super::queue::{EventQueue, OverflowPolicy};
 use super::OutputError;
-use crate::config::{HttpConfig, TlsConfig};
+use crate::validate::{check_readable, invalid, FieldError};
+
+/// `type = "http"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http://` or `https://` URL to POST JSON arrays of events to.
+    pub url: String,
+    /// Most events in one POST.
+    #[serde(default = "HttpConfig::default_batch_size")]
+    pub batch_size: usize,
+    /// Milliseconds to wait for a batch to fill before sending what there is.
+    #[serde(default = "HttpConfig::default_linger_ms")]
+    pub linger_ms: u64,
+    /// Seconds one POST may take before it counts as failed and is retried.
+    #[serde(default = "HttpConfig::default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Events the queue holds before the overflow policy applies.
+    #[serde(default = "HttpConfig::default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// `block` (default) or `drop_oldest`.
+    #[serde(default)]
+    pub overflow: OverflowPolicy,
+    /// First retry delay in milliseconds; doubled per attempt, with jitter.
+    #[serde(default = "HttpConfig::default_retry_initial_backoff_ms")]
+    pub retry_initial_backoff_ms: u64,
+    /// Longest retry delay in milliseconds (`Retry-After` is honoured up to 300 s).
+    #[serde(default = "HttpConfig::default_retry_max_backoff_ms")]
+    pub retry_max_backoff_ms: u64,
+    /// Optional TLS settings (for `https://` URLs).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// File holding a bearer token sent as `Authorization: Bearer ...`.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Name of a header whose value is read from `header_value_file`.
+    #[serde(default)]
+    pub header_name: Option<String>,
+    /// File holding the value of `header_name`.
+    #[serde(default)]
+    pub header_value_file: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    fn default_batch_size() -> usize {
+        100
+    }
+    fn default_linger_ms() -> u64 {
+        500
+    }
+    fn default_request_timeout_secs() -> u64 {
+        10
+    }
+    fn default_queue_capacity() -> usize {
+        10_000
+    }
+    fn default_retry_initial_backoff_ms() -> u64 {
+        200
+    }
+    fn default_retry_max_backoff_ms() -> u64 {
+        30_000
+    }
+
+    /// Checks every rule the types cannot express and that each named file can be read.
+    /// Fields are named relative to the output's section (`tls.ca_file`).
+    ///
+    /// # Errors
+    /// The first field that cannot be used.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let uri: Result<Uri, _> = self.url.parse();
+        let scheme_ok = matches!(
+            uri.as_ref().ok().and_then(|u| u.scheme_str()),
+            Some("http" | "https")
+        );
+        if !scheme_ok || uri.as_ref().ok().and_then(|u| u.host()).is_none() {
+            return Err(invalid(
+                "url",
+                &self.url,
+                "is not an http:// or https:// URL with a host",
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", 0, "must be at least 1"));
+        }
+        if self.queue_capacity < self.batch_size {
+            return Err(invalid(
+                "queue_capacity",
+                self.queue_capacity,
+                "must be at least batch_size",
+            ));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(invalid("request_timeout_secs", 0, "must be at least 1"));
+        }
+        if self.retry_initial_backoff_ms == 0
+            || self.retry_max_backoff_ms < self.retry_initial_backoff_ms
+        {
+            return Err(invalid(
+                "retry_max_backoff_ms",
+                self.retry_max_backoff_ms,
+                "must be at least retry_initial_backoff_ms, which must be at least 1",
+            ));
+        }
+        if self.header_name.is_some() != self.header_value_file.is_some() {
+            return Err(invalid(
+                "header_name",
+                self.header_name.as_deref().unwrap_or(""),
+                "header_name and header_value_file go together; set both or neither",
+            ));
+        }
+        if let Some(name) = &self.header_name {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(
+                    "header_name",
+                    name,
+                    "is not a valid HTTP header name",
+                ));
+            }
+        }
+        for (key, path) in [
+            ("bearer_token_file", &self.bearer_token_file),
+            ("header_value_file", &self.header_value_file),
+        ] {
+            if let Some(path) = path {
+                check_readable(key, path)?;
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if !self.url.starts_with("https://") {
+                return Err(invalid(
+                    "tls",
+                    &self.url,
+                    "TLS settings need an https:// URL",
+                ));
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err(invalid(
+                    "tls.cert_file",
+                    tls.cert_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    "cert_file and key_file go together; set both or neither",
+                ));
+            }
+            for (key, path) in [
+                ("tls.ca_file", &tls.ca_file),
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                if let Some(path) = path {
+                    check_readable(key, path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A config with every default and the given URL.
+    pub fn with_url(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            batch_size: Self::default_batch_size(),
+            linger_ms: Self::default_linger_ms(),
+            request_timeout_secs: Self::default_request_timeout_secs(),
+            queue_capacity: Self::default_queue_capacity(),
+            overflow: OverflowPolicy::default(),
+            retry_initial_backoff_ms: Self::default_retry_initial_backoff_ms(),
+            retry_max_backoff_ms: Self::default_retry_max_backoff_ms(),
+            tls: None,
+            bearer_token_file: None,
+            header_name: None,
+            header_value_file: None,
+        }
+    }
+}
+
+/// `[outputs.NAME.tls]`: PEM files for an `https://` receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA bundle that signs the receiver's certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain for mutual TLS (PEM); needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM); needs `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
 
 /// The CA bundle used for `https://` when `tls.ca_file` is unset.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

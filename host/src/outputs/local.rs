@@ -1,11 +1,58 @@
-//! The local outputs: JSON lines to stdout, or to a file rotated by size.
+//! The local outputs: JSON lines to stdout, or to a file rotated by size. Owns their
+//! config sections (`type = "stdout"`, `type = "file"`) and the file's check.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::envelope::Encoded;
+use crate::validate::{check_writable, invalid, FieldError, WriteCheck};
+
+/// `type = "stdout"`: no options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {}
+
+/// `type = "file"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file to append JSON lines to; its directory must exist and be writable.
+    pub path: PathBuf,
+    /// Rotate once the file reaches this many bytes.
+    #[serde(default = "FileConfig::default_max_file_size_bytes")]
+    pub max_file_size_bytes: u64,
+    /// Rotated files kept beside the live one (`path.1` ... `path.N`).
+    #[serde(default = "FileConfig::default_max_files")]
+    pub max_files: u32,
+}
+
+impl FileConfig {
+    fn default_max_file_size_bytes() -> u64 {
+        100 * 1024 * 1024
+    }
+    fn default_max_files() -> u32 {
+        5
+    }
+
+    /// Checks the sizes and that `path` is writable, proved as `how` says. Fields are
+    /// named relative to the output's section.
+    ///
+    /// # Errors
+    /// The first field that cannot be used.
+    pub fn validate(&self, how: WriteCheck) -> Result<(), FieldError> {
+        if self.max_file_size_bytes == 0 {
+            return Err(invalid("max_file_size_bytes", 0, "must be at least 1"));
+        }
+        if self.max_files == 0 {
+            return Err(invalid("max_files", 0, "must be at least 1"));
+        }
+        check_writable("path", &self.path, how)
+    }
+}
 
 /// Where a local output writes.
 pub enum LocalWriter {

@@ -21,13 +21,72 @@ mod local;
 mod metrics;
 mod queue;
 
-pub use envelope::{encode, redacted, Encoded, Envelope, EventIds};
+pub use envelope::{
+    encode, redacted, Encoded, EnvValues, Envelope, EventIds, RecordConfig, REDACTED,
+};
+pub use http::{HttpConfig, TlsConfig};
+pub use local::{FileConfig, StdoutConfig};
 pub use metrics::{DropReason, FailReason, OutputMetrics};
-pub use queue::{EventQueue, Pushed};
+pub use queue::{EventQueue, OverflowPolicy, Pushed};
 
-use crate::config::{Config, EnvValues, OutputConfig, OverflowPolicy, DEFAULT_OUTPUT};
+use serde::{Deserialize, Serialize};
+
 use crate::record::{ContainerRecord, Lifecycle};
+use crate::validate::{invalid, FieldError, WriteCheck};
 use local::{LocalWriter, RotatingFile};
+
+/// The output that receives records with no destination.
+pub const DEFAULT_OUTPUT: &str = "default";
+
+/// One `[outputs.NAME]` section, chosen by its `type` key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputConfig {
+    /// JSON lines on stdout.
+    Stdout(StdoutConfig),
+    /// JSON lines in a file, rotated by size.
+    File(FileConfig),
+    /// JSON arrays POSTed to a URL.
+    Http(HttpConfig),
+}
+
+impl OutputConfig {
+    /// The `type` key of this section.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Stdout(_) => "stdout",
+            Self::File(_) => "file",
+            Self::Http(_) => "http",
+        }
+    }
+
+    /// Checks the output named `name`: the name itself, then its section's fields
+    /// (named relative to `outputs.NAME`). A file output's file is proved writable as
+    /// `how` says.
+    ///
+    /// # Errors
+    /// The first field that cannot be used.
+    pub fn validate(&self, name: &str, how: WriteCheck) -> Result<(), FieldError> {
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            return Err(invalid(
+                "outputs",
+                name,
+                "output names are 1-64 of a-z, A-Z, 0-9, '_' and '-'",
+            ));
+        }
+        let checked = match self {
+            Self::Stdout(_) => Ok(()),
+            Self::File(file) => file.validate(how),
+            Self::Http(http) => http.validate(),
+        };
+        checked.map_err(|e| e.within(&format!("outputs.{name}")))
+    }
+}
 
 /// Queue size of a stdout or file output: a local write drains it within milliseconds, so
 /// a few thousand events only absorb a burst (a full resync of a busy node).
@@ -104,18 +163,19 @@ impl Outputs {
     /// The first output that cannot start: an unwritable file, an unreadable TLS or token
     /// file, a bad URL, or no `default` output.
     pub fn build(
-        config: &Config,
+        config: &BTreeMap<String, OutputConfig>,
+        record: &RecordConfig,
         node: &str,
         ids: Arc<EventIds>,
         metrics: Arc<OutputMetrics>,
     ) -> Result<Self, OutputError> {
-        if !config.outputs.contains_key(DEFAULT_OUTPUT) {
+        if !config.contains_key(DEFAULT_OUTPUT) {
             return Err(OutputError::NoDefault);
         }
         let hard_stop = CancellationToken::new();
         let mut queues = BTreeMap::new();
         let mut starters: Vec<Box<dyn FnOnce() -> JoinHandle<()>>> = Vec::new();
-        for (name, output) in &config.outputs {
+        for (name, output) in config {
             let span = tracing::info_span!("output", output = %name, kind = output.kind());
             match output {
                 OutputConfig::Stdout(_) | OutputConfig::File(_) => {
@@ -162,7 +222,7 @@ impl Outputs {
             }),
             ids,
             node: node.to_string(),
-            env_values: config.record.env_values,
+            env_values: record.env_values,
         })
     }
 

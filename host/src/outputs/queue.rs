@@ -5,10 +5,21 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::envelope::Encoded;
-use crate::config::OverflowPolicy;
+
+/// What an output does when its queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Wait for room: the chain slows down (discovery coalesces meanwhile).
+    #[default]
+    Block,
+    /// Drop the oldest queued event and count it.
+    DropOldest,
+}
 
 /// What happened to a pushed event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

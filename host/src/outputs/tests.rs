@@ -13,7 +13,7 @@ use axum::Router;
 
 use super::metrics::{DropLabels, OutputLabel};
 use super::*;
-use crate::config::{FileConfig, HttpConfig, OutputConfig};
+use super::{FileConfig, HttpConfig, OutputConfig, RecordConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -92,13 +92,11 @@ impl Receiver {
     }
 }
 
-fn config_with(outputs: Vec<(&str, OutputConfig)>) -> Config {
-    let mut c = Config::default();
-    c.outputs.clear();
-    for (name, o) in outputs {
-        c.outputs.insert(name.to_string(), o);
-    }
-    c
+fn config_with(outputs: Vec<(&str, OutputConfig)>) -> BTreeMap<String, OutputConfig> {
+    outputs
+        .into_iter()
+        .map(|(name, o)| (name.to_string(), o))
+        .collect()
 }
 
 fn http(url: &str, batch_size: usize) -> HttpConfig {
@@ -118,9 +116,15 @@ fn record(id: &str) -> ContainerRecord {
     }
 }
 
-fn build(c: &Config) -> Result<(Outputs, Arc<OutputMetrics>), OutputError> {
+fn build(c: &BTreeMap<String, OutputConfig>) -> Result<(Outputs, Arc<OutputMetrics>), OutputError> {
     let metrics = Arc::new(OutputMetrics::default());
-    let outputs = Outputs::build(c, "node-a", Arc::new(EventIds::new()), metrics.clone())?;
+    let outputs = Outputs::build(
+        c,
+        &RecordConfig::default(),
+        "node-a",
+        Arc::new(EventIds::new()),
+        metrics.clone(),
+    )?;
     Ok((outputs, metrics))
 }
 
@@ -344,7 +348,7 @@ async fn drop_oldest_counts_every_overflow() -> TestResult {
     drop(listener);
     let mut h = http(&format!("http://{addr}/events"), 2);
     h.queue_capacity = 4;
-    h.overflow = crate::config::OverflowPolicy::DropOldest;
+    h.overflow = super::OverflowPolicy::DropOldest;
     let c = config_with(vec![("default", OutputConfig::Http(h))]);
     let (outputs, metrics) = build(&c)?;
     for i in 0..20 {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::{Config, FileConfig, OutputConfig};
 use crate::outputs::{EventIds, OutputMetrics};
+use crate::outputs::{FileConfig, OutputConfig, RecordConfig};
 
 /// Drops namespace `dropme`, routes namespace `audited` to `audit`, and takes a random
 /// 0-3 ms per event so outcomes finish out of order unless the pipeline orders them.
@@ -53,10 +53,9 @@ fn rec(id: &str, ns: &str, seq: usize) -> ContainerRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.outputs.clear();
+    let mut config = std::collections::BTreeMap::new();
     for name in ["default", "audit"] {
-        config.outputs.insert(
+        config.insert(
             name.into(),
             OutputConfig::File(FileConfig {
                 path: dir.path().join(format!("{name}.jsonl")),
@@ -67,6 +66,7 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
     }
     let outputs = Outputs::build(
         &config,
+        &RecordConfig::default(),
         "n",
         Arc::new(EventIds::new()),
         Arc::new(OutputMetrics::default()),

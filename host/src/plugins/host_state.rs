@@ -13,16 +13,14 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::glob::GlobSet;
+use gannet_record::{AnswerTooLarge, GlobSet};
+
 use super::metrics::PluginCounters;
-use super::select::{self, AnswerTooLarge};
+use super::select;
 use super::undo::{EditableMap, UndoLog};
 use super::wit::gannet::plugin::{container, host, types};
+use super::wit::ContainerHandle;
 use crate::record::{ContainerRecord, ContainerState};
-
-/// The host-side value behind a `container` handle. The record itself lives in
-/// [`HostState`]; the handle only proves the guest holds a valid borrow.
-pub struct ContainerHandle;
 
 /// Every key/value of a map, in key order.
 fn key_values(map: &BTreeMap<String, String>) -> Vec<types::KeyValue> {
@@ -386,7 +384,7 @@ impl container::HostContainer for HostState {
 
     fn select(&mut self, h: Handle, fields: Vec<types::Field>) -> R<types::Selection> {
         let max_bytes = self.answer_limit();
-        Ok(select::select(self.check(&h)?, &fields, max_bytes)?)
+        Ok(select::select(self.check(&h)?, fields, max_bytes)?)
     }
 
     fn label(&mut self, h: Handle, key: String) -> R<Option<String>> {
@@ -535,6 +533,175 @@ impl container::HostContainer for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use container::HostContainer;
+    use gannet_record::Field;
+
+    /// A host call that reads one value, as the text `select` would give for it.
+    type Read = fn(&mut HostState, Handle, &str) -> R<Option<String>>;
+
+    /// Every `container` method that reads one value, by its WIT name, as text. The
+    /// methods that read many values or edit are named in [`NOT_ONE_VALUE`].
+    const ONE_VALUE: &[(&str, Read)] = &[
+        ("id", |s, h, _| Ok(Some(s.id(h)?))),
+        ("name", |s, h, _| Ok(Some(s.name(h)?))),
+        ("state", |s, h, _| {
+            let state = match s.state(h)? {
+                types::ContainerState::Created => "created",
+                types::ContainerState::Running => "running",
+                types::ContainerState::Exited => "exited",
+                types::ContainerState::Unknown => "unknown",
+            };
+            Ok(Some(state.to_string()))
+        }),
+        ("pid", |s, h, _| Ok(Some(s.pid(h)?.to_string()))),
+        ("created", |s, h, _| s.created(h)),
+        ("started", |s, h, _| s.started(h)),
+        ("finished", |s, h, _| s.finished(h)),
+        ("exit-code", |s, h, _| {
+            Ok(s.exit_code(h)?.map(|c| c.to_string()))
+        }),
+        ("reason", |s, h, _| s.reason(h)),
+        ("restart-count", |s, h, _| {
+            Ok(Some(s.restart_count(h)?.to_string()))
+        }),
+        ("sandbox-id", |s, h, _| Ok(Some(s.sandbox_id(h)?))),
+        ("runtime-name", |s, h, _| Ok(Some(s.runtime_name(h)?))),
+        ("snapshotter", |s, h, _| s.snapshotter(h)),
+        ("image", |s, h, _| Ok(Some(s.image(h)?))),
+        ("image-digest", |s, h, _| s.image_digest(h)),
+        ("log-path", |s, h, _| Ok(Some(s.log_path(h)?))),
+        ("log-format", |s, h, _| Ok(Some(s.log_format(h)?))),
+        ("cgroup-path", |s, h, _| s.cgroup_path(h)),
+        ("hosts-path", |s, h, _| s.hosts_path(h)),
+        ("hostname-path", |s, h, _| s.hostname_path(h)),
+        ("hostname", |s, h, _| s.hostname(h)),
+        ("upper-dir", |s, h, _| s.upper_dir(h)),
+        ("rootfs-dir", |s, h, _| s.rootfs_dir(h)),
+        ("namespace", |s, h, _| Ok(Some(s.namespace(h)?))),
+        ("pod-name", |s, h, _| Ok(Some(s.pod_name(h)?))),
+        ("pod-uid", |s, h, _| Ok(Some(s.pod_uid(h)?))),
+        ("container-name", |s, h, _| Ok(Some(s.container_name(h)?))),
+        ("is-sandbox", |s, h, _| {
+            Ok(Some(s.is_sandbox(h)?.to_string()))
+        }),
+        ("label", |s, h, k| s.label(h, k.into())),
+        ("pod-label", |s, h, k| s.pod_label(h, k.into())),
+        ("annotation", |s, h, k| s.annotation(h, k.into())),
+        ("pod-annotation", |s, h, k| s.pod_annotation(h, k.into())),
+        ("env", |s, h, k| s.env(h, k.into())),
+        ("tag", |s, h, k| s.tag(h, k.into())),
+    ];
+
+    /// The `container` methods that read many values or edit the record.
+    const NOT_ONE_VALUE: &[&str] = &[
+        "select",
+        "label-values",
+        "labels",
+        "pod-label-values",
+        "pod-labels",
+        "annotation-values",
+        "annotations",
+        "pod-annotation-values",
+        "pod-annotations",
+        "env-values",
+        "env-names",
+        "env-matching",
+        "envs",
+        "mounts",
+        "tags",
+        "to-json",
+        "set-tag",
+        "set-tags",
+        "remove-tag",
+        "set-label",
+        "remove-label",
+        "remove-env",
+        "mask-env",
+        "remove-env-matching",
+        "mask-env-matching",
+    ];
+
+    /// A record with a distinct value in every field and a `k` key in every map.
+    fn full_record() -> ContainerRecord {
+        let mut r = ContainerRecord {
+            id: "id-1".into(),
+            name: "web".into(),
+            state: ContainerState::Exited,
+            pid: 42,
+            created: crate::record::Timestamp::from_unix_nanos(1_700_000_000_123_456_789),
+            started: crate::record::Timestamp::from_unix_nanos(1_700_000_001_000_000_000),
+            finished: crate::record::Timestamp::from_unix_nanos(1_700_000_002_000_000_000),
+            exit_code: Some(-1),
+            reason: Some("OOMKilled".into()),
+            restart_count: 3,
+            sandbox_id: "sb".into(),
+            runtime_name: "containerd".into(),
+            snapshotter: Some("overlayfs".into()),
+            image: "img".into(),
+            image_digest: Some("sha256:1".into()),
+            log_path: "/log".into(),
+            log_format: "cri".into(),
+            cgroup_path: Some("/cg".into()),
+            hosts_path: Some("/hosts".into()),
+            hostname_path: Some("/hostname".into()),
+            hostname: Some("h".into()),
+            upper_dir: Some("/upper".into()),
+            rootfs_dir: Some("/rootfs".into()),
+            ..Default::default()
+        };
+        r.k8s.namespace = "ns".into();
+        r.k8s.pod_name = "pod".into();
+        r.k8s.pod_uid = "uid".into();
+        r.k8s.container_name = "c".into();
+        r.k8s.is_sandbox = true;
+        for (i, map) in [
+            &mut r.labels,
+            &mut r.k8s.pod_labels,
+            &mut r.annotations,
+            &mut r.k8s.pod_annotations,
+            &mut r.env,
+            &mut r.tags,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            map.insert("k".into(), format!("v{i}"));
+        }
+        r
+    }
+
+    #[test]
+    fn every_one_value_accessor_answers_what_select_reads() -> wasmtime::Result<()> {
+        let wit = include_str!("../../../wit/plugin.wit");
+        for method in gannet_record::wit_names::cases(wit, "resource container") {
+            let listed = ONE_VALUE.iter().any(|(name, _)| *name == method)
+                || NOT_ONE_VALUE.contains(&method.as_str());
+            assert!(
+                listed,
+                "WIT method `{method}` is in neither list of this test"
+            );
+        }
+        let context = Arc::new(PluginContext {
+            name: "t".into(),
+            node_name: "node".into(),
+            log_limiter: LogLimiter::default(),
+            counters: crate::plugins::PluginMetrics::unregistered().counters("t"),
+        });
+        let mut state = HostState::new(WasiCtx::builder().build(), None, context);
+        let handle = state.push_handle()?;
+        for record in [full_record(), ContainerRecord::default()] {
+            *state.record = record;
+            for (name, read) in ONE_VALUE {
+                let field = Field::from_name(name, "k");
+                assert!(field.is_some(), "`{name}` is no select field");
+                let Some(field) = field else { continue };
+                let selected = gannet_record::value(&state.record, &field).map(|v| v.into_owned());
+                let borrow = Resource::new_borrow(handle.rep());
+                assert_eq!(read(&mut state, borrow, "k")?, selected, "`{name}`");
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn several_key_reads_are_bounded_by_the_memory_limit() {

@@ -10,9 +10,9 @@ use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 
 use super::engine::{one_line, EPOCH_TICK};
-use super::host_state::{ContainerHandle, HostState};
+use super::host_state::HostState;
 use super::wit::gannet::plugin::types;
-use super::wit::Plugin;
+use super::wit::{ContainerHandle, Plugin};
 use crate::record::{ContainerRecord, Lifecycle};
 
 /// How a `process` call went.

@@ -8,10 +8,10 @@
 
 mod cache;
 mod chain;
+mod config;
 mod directory;
 mod engine;
 mod epoch;
-mod glob;
 mod host_state;
 mod instance;
 mod metrics;
@@ -26,6 +26,7 @@ mod wit;
 
 pub use cache::{ArtifactCache, CacheError};
 pub use chain::{ChainOutcome, ChainRunner, PluginChain};
+pub use config::PluginsConfig;
 pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
 pub use engine::{
     content_hash, wasmtime_version, EngineError, EngineOptions, PluginEngine, EPOCH_TICK,

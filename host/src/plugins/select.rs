@@ -1,194 +1,167 @@
-//! The `select` accessor: many values of the record in one host call.
+//! The host side of the `select` accessor: the generated WIT `field` and `selection` types
+//! to and from `gannet_record`'s.
 //!
-//! Owns reading a [`Field`] from a record and packing the answer as one string plus byte
-//! ranges, so the guest pays two allocations for the whole answer instead of one per value
-//! (each allocation is a call back into the guest). Also owns [`AnswerTooLarge`], the bound
-//! on what any read may make the host build.
+//! Owns only the conversions. What each field reads and how the answer is packed (one
+//! string plus byte ranges) live in `gannet_record::select`, which the guest SDK's test
+//! mock runs too, so a plugin's unit tests see what the agent answers.
 
-use std::borrow::Cow;
+use gannet_record::{AnswerTooLarge, Field};
 
-use super::wit::gannet::plugin::types::{Field, Selection};
+use super::wit::gannet::plugin::types;
 use crate::record::ContainerRecord;
 
-/// The span of a field the record has no value for.
-pub const ABSENT: u64 = u64::MAX;
-
-/// Why the host refuses to answer a read: the values asked for would not fit the
-/// plugin's memory (a plugin asking for the same value a million times).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{accessor}: the values come to more than {limit} bytes, more than the plugin's memory could take")]
-pub struct AnswerTooLarge {
-    /// The accessor that was called.
-    pub accessor: &'static str,
-    /// The most bytes the values may come to.
-    pub limit: usize,
-}
-
-/// The value of `field` in `record` as text, or `None` when the record has none.
-fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>> {
-    let text = |s: &'r String| Some(Cow::Borrowed(s.as_str()));
-    let maybe = |s: &'r Option<String>| s.as_deref().map(Cow::Borrowed);
-    match field {
-        Field::Id => text(&record.id),
-        Field::Name => text(&record.name),
-        Field::State => Some(Cow::Borrowed(record.state.as_str())),
-        Field::Pid => Some(Cow::Owned(record.pid.to_string())),
-        Field::Created => record.created.map(|t| Cow::Owned(t.to_string())),
-        Field::Started => record.started.map(|t| Cow::Owned(t.to_string())),
-        Field::Finished => record.finished.map(|t| Cow::Owned(t.to_string())),
-        Field::ExitCode => record.exit_code.map(|c| Cow::Owned(c.to_string())),
-        Field::Reason => maybe(&record.reason),
-        Field::RestartCount => Some(Cow::Owned(record.restart_count.to_string())),
-        Field::SandboxId => text(&record.sandbox_id),
-        Field::RuntimeName => text(&record.runtime_name),
-        Field::Snapshotter => maybe(&record.snapshotter),
-        Field::Image => text(&record.image),
-        Field::ImageDigest => maybe(&record.image_digest),
-        Field::LogPath => text(&record.log_path),
-        Field::LogFormat => text(&record.log_format),
-        Field::CgroupPath => maybe(&record.cgroup_path),
-        Field::HostsPath => maybe(&record.hosts_path),
-        Field::HostnamePath => maybe(&record.hostname_path),
-        Field::Hostname => maybe(&record.hostname),
-        Field::UpperDir => maybe(&record.upper_dir),
-        Field::RootfsDir => maybe(&record.rootfs_dir),
-        Field::Namespace => text(&record.k8s.namespace),
-        Field::PodName => text(&record.k8s.pod_name),
-        Field::PodUid => text(&record.k8s.pod_uid),
-        Field::ContainerName => text(&record.k8s.container_name),
-        Field::IsSandbox => Some(Cow::Borrowed(if record.k8s.is_sandbox {
-            "true"
-        } else {
-            "false"
-        })),
-        Field::Label(key) => record.labels.get(key).and_then(text),
-        Field::PodLabel(key) => record.k8s.pod_labels.get(key).and_then(text),
-        Field::Annotation(key) => record.annotations.get(key).and_then(text),
-        Field::PodAnnotation(key) => record.k8s.pod_annotations.get(key).and_then(text),
-        Field::Env(name) => record.env.get(name).and_then(text),
-        Field::Tag(key) => record.tags.get(key).and_then(text),
+impl From<types::Field> for Field {
+    fn from(field: types::Field) -> Self {
+        use types::Field as Wit;
+        match field {
+            Wit::Id => Self::Id,
+            Wit::Name => Self::Name,
+            Wit::State => Self::State,
+            Wit::Pid => Self::Pid,
+            Wit::Created => Self::Created,
+            Wit::Started => Self::Started,
+            Wit::Finished => Self::Finished,
+            Wit::ExitCode => Self::ExitCode,
+            Wit::Reason => Self::Reason,
+            Wit::RestartCount => Self::RestartCount,
+            Wit::SandboxId => Self::SandboxId,
+            Wit::RuntimeName => Self::RuntimeName,
+            Wit::Snapshotter => Self::Snapshotter,
+            Wit::Image => Self::Image,
+            Wit::ImageDigest => Self::ImageDigest,
+            Wit::LogPath => Self::LogPath,
+            Wit::LogFormat => Self::LogFormat,
+            Wit::CgroupPath => Self::CgroupPath,
+            Wit::HostsPath => Self::HostsPath,
+            Wit::HostnamePath => Self::HostnamePath,
+            Wit::Hostname => Self::Hostname,
+            Wit::UpperDir => Self::UpperDir,
+            Wit::RootfsDir => Self::RootfsDir,
+            Wit::Namespace => Self::Namespace,
+            Wit::PodName => Self::PodName,
+            Wit::PodUid => Self::PodUid,
+            Wit::ContainerName => Self::ContainerName,
+            Wit::IsSandbox => Self::IsSandbox,
+            Wit::Label(key) => Self::Label(key),
+            Wit::PodLabel(key) => Self::PodLabel(key),
+            Wit::Annotation(key) => Self::Annotation(key),
+            Wit::PodAnnotation(key) => Self::PodAnnotation(key),
+            Wit::Env(name) => Self::Env(name),
+            Wit::Tag(key) => Self::Tag(key),
+        }
     }
 }
 
-/// The values of `fields` in `record`, packed: one string and a range per field.
-///
-/// `max_bytes` bounds what the host builds: a plugin asking for the same large field a
-/// million times gets an error (a trap) instead of making the agent allocate for it. Pass
-/// the plugin's memory limit: the answer could not be copied into its memory anyway.
+/// The values of `fields` in `record`, packed: see [`gannet_record::select`]. The fields'
+/// keys move into the crate's type; nothing is copied.
 ///
 /// # Errors
-/// [`AnswerTooLarge`] when the values come to more than `max_bytes` (or 4 GiB, the
-/// reach of the WIT type's 32-bit ranges).
+/// [`AnswerTooLarge`] when the values come to more than `max_bytes`.
 pub fn select(
     record: &ContainerRecord,
-    fields: &[Field],
+    fields: Vec<types::Field>,
     max_bytes: usize,
-) -> Result<Selection, AnswerTooLarge> {
-    let limit = max_bytes.min(u32::MAX as usize);
-    let too_large = AnswerTooLarge {
-        accessor: "select",
-        limit,
-    };
-    let mut text = String::with_capacity((32 * fields.len()).min(limit));
-    let mut spans = Vec::with_capacity(fields.len());
-    for field in fields {
-        let span = match value(record, field) {
-            Some(value) => {
-                if text.len() + value.len() > limit {
-                    return Err(too_large);
-                }
-                let start = u32::try_from(text.len()).map_err(|_| too_large.clone())?;
-                let len = u32::try_from(value.len()).map_err(|_| too_large.clone())?;
-                text.push_str(&value);
-                u64::from(start) << 32 | u64::from(len)
-            }
-            None => ABSENT,
-        };
-        spans.push(span);
-    }
-    Ok(Selection { text, spans })
+) -> Result<types::Selection, AnswerTooLarge> {
+    let fields: Vec<Field> = fields.into_iter().map(Field::from).collect();
+    let gannet_record::Selection { text, spans } =
+        gannet_record::select(record, &fields, max_bytes)?;
+    Ok(types::Selection { text, spans })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ContainerState;
 
-    /// The value a span points at, as the guest SDK reads it.
-    fn at(selection: &Selection, i: usize) -> Option<&str> {
-        let span = *selection.spans.get(i)?;
-        if span == ABSENT {
-            return None;
+    /// The WIT case of `field`: the inverse of the `From` above, written out separately.
+    fn to_wit(field: &Field) -> types::Field {
+        use types::Field as Wit;
+        match field.clone() {
+            Field::Id => Wit::Id,
+            Field::Name => Wit::Name,
+            Field::State => Wit::State,
+            Field::Pid => Wit::Pid,
+            Field::Created => Wit::Created,
+            Field::Started => Wit::Started,
+            Field::Finished => Wit::Finished,
+            Field::ExitCode => Wit::ExitCode,
+            Field::Reason => Wit::Reason,
+            Field::RestartCount => Wit::RestartCount,
+            Field::SandboxId => Wit::SandboxId,
+            Field::RuntimeName => Wit::RuntimeName,
+            Field::Snapshotter => Wit::Snapshotter,
+            Field::Image => Wit::Image,
+            Field::ImageDigest => Wit::ImageDigest,
+            Field::LogPath => Wit::LogPath,
+            Field::LogFormat => Wit::LogFormat,
+            Field::CgroupPath => Wit::CgroupPath,
+            Field::HostsPath => Wit::HostsPath,
+            Field::HostnamePath => Wit::HostnamePath,
+            Field::Hostname => Wit::Hostname,
+            Field::UpperDir => Wit::UpperDir,
+            Field::RootfsDir => Wit::RootfsDir,
+            Field::Namespace => Wit::Namespace,
+            Field::PodName => Wit::PodName,
+            Field::PodUid => Wit::PodUid,
+            Field::ContainerName => Wit::ContainerName,
+            Field::IsSandbox => Wit::IsSandbox,
+            Field::Label(key) => Wit::Label(key),
+            Field::PodLabel(key) => Wit::PodLabel(key),
+            Field::Annotation(key) => Wit::Annotation(key),
+            Field::PodAnnotation(key) => Wit::PodAnnotation(key),
+            Field::Env(name) => Wit::Env(name),
+            Field::Tag(key) => Wit::Tag(key),
         }
-        let start = (span >> 32) as usize;
-        selection
-            .text
-            .get(start..start + (span & 0xffff_ffff) as usize)
+    }
+
+    /// The WIT case name of a generated `Field`, from its `Debug` form
+    /// (`Field::PodLabel("k")` is `pod-label`).
+    fn case_name(field: &types::Field) -> String {
+        let debug = format!("{field:?}");
+        let variant = debug.strip_prefix("Field::").unwrap_or(&debug);
+        let variant = variant.split('(').next().unwrap_or_default();
+        let mut name = String::new();
+        for c in variant.chars() {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
     }
 
     #[test]
-    fn fields_of_every_kind_are_packed_in_order() -> Result<(), AnswerTooLarge> {
-        let mut r = ContainerRecord {
-            id: "abc".into(),
-            state: ContainerState::Running,
-            pid: 42,
-            exit_code: None,
-            ..Default::default()
-        };
-        r.k8s.namespace = "shop".into();
-        r.k8s.pod_labels.insert("app".into(), "web".into());
-        r.env.insert("EMPTY".into(), String::new());
-        r.tags.insert("team".into(), "payments".into());
-        let fields = [
-            Field::Namespace,
-            Field::PodLabel("app".into()),
-            Field::PodLabel("missing".into()),
-            Field::Env("EMPTY".into()),
-            Field::Pid,
-            Field::State,
-            Field::IsSandbox,
-            Field::ExitCode,
-            Field::Tag("team".into()),
-            Field::Id,
-        ];
-        let s = select(&r, &fields, usize::MAX)?;
-        assert_eq!(s.spans.len(), fields.len());
-        let got: Vec<Option<&str>> = (0..fields.len()).map(|i| at(&s, i)).collect();
-        assert_eq!(
-            got,
-            vec![
-                Some("shop"),
-                Some("web"),
-                None,
-                Some(""),
-                Some("42"),
-                Some("running"),
-                Some("false"),
-                None,
-                Some("payments"),
-                Some("abc"),
-            ]
+    fn every_wit_field_maps_to_the_crate_field_of_its_name_and_back() {
+        let cases = gannet_record::wit_names::cases(
+            include_str!("../../../wit/plugin.wit"),
+            "variant field",
         );
-        assert_eq!(s.text, "shopweb42runningfalsepaymentsabc");
-        Ok(())
+        assert_eq!(cases.len(), Field::NAMES.len(), "{cases:?}");
+        for name in &cases {
+            let field = Field::from_name(name, "k");
+            assert!(
+                field.is_some(),
+                "WIT field `{name}` has no gannet_record::Field"
+            );
+            let Some(field) = field else { continue };
+            let wit = to_wit(&field);
+            assert_eq!(case_name(&wit), *name, "the generated case of `{name}`");
+            assert_eq!(Field::from(wit), field, "`{name}` there and back");
+        }
     }
 
     #[test]
-    fn a_request_beyond_the_limit_is_refused_before_it_is_built() {
-        let r = ContainerRecord {
-            image: "x".repeat(100),
-            ..Default::default()
-        };
-        let fields = vec![Field::Image; 1000];
-        assert!(select(&r, &fields, 100_000).is_ok());
-        let refused = select(&r, &fields, 99_999).err().map(|e| e.limit);
-        assert_eq!(refused, Some(99_999));
-    }
-
-    #[test]
-    fn an_empty_request_gets_an_empty_answer() -> Result<(), AnswerTooLarge> {
-        let s = select(&ContainerRecord::default(), &[], usize::MAX)?;
-        assert!(s.text.is_empty() && s.spans.is_empty());
+    fn select_converts_the_generated_types() -> Result<(), AnswerTooLarge> {
+        let mut record = ContainerRecord::default();
+        record.k8s.namespace = "shop".into();
+        record.env.insert("LEVEL".into(), "debug".into());
+        let fields = vec![
+            types::Field::Namespace,
+            types::Field::Env("LEVEL".into()),
+            types::Field::Tag("none".into()),
+        ];
+        let s = select(&record, fields, usize::MAX)?;
+        assert_eq!(s.text, "shopdebug");
+        assert_eq!(s.spans, [4, 4 << 32 | 5, gannet_record::ABSENT]);
         Ok(())
     }
 }

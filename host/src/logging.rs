@@ -1,4 +1,5 @@
 //! Log set-up for the commands: `tracing` to stderr, so stdout stays clean for data.
+//! Owns the `[logging]` section and its check.
 //!
 //! The short commands get a fixed text logger ([`init_stderr`]). `gannet run` gets
 //! [`init_agent`]: a reloadable level filter and a reloadable [`FormatSwitch`], so SIGHUP
@@ -15,7 +16,68 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
-use crate::config::{LogFormat, LoggingConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{invalid, FieldError};
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A level (`info`) or `tracing` directives (`info,gannet::outputs=debug`).
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?}; use text or json")),
+        }
+    }
+}
+
+impl LoggingConfig {
+    /// Checks that `level` is a level or a `tracing` directive. Fields are named
+    /// relative to the section.
+    ///
+    /// # Errors
+    /// [`FieldError::Invalid`] for a level that does not parse.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if EnvFilter::try_new(&self.level).is_err() {
+            return Err(invalid(
+                "level",
+                &self.level,
+                "is not a level or tracing directive; use error, warn, info, debug or trace",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// True when text logs may carry colour codes: only for a person at a terminal, never in
 /// a file, a pipe or journald, and never with `NO_COLOR` set (https://no-color.org).

@@ -1,8 +1,9 @@
-//! Env-name glob matching done in the host (`*` matches any run of characters).
+//! Env-name glob matching (`*` matches any run of characters), done in the host.
 //!
 //! Owns [`GlobSet`], the compiled form of the pattern list a plugin passes to the
-//! `env-matching` accessors and mutators. Matching is case-sensitive and allocation-free;
-//! a set is compiled once and reused while the plugin keeps passing the same patterns.
+//! `env-matching` accessors and mutators; the guest SDK's mock matches with it too.
+//! Matching is case-sensitive and allocation-free; a set is compiled once and reused while
+//! the plugin keeps passing the same patterns.
 
 /// One compiled pattern.
 #[derive(Debug)]
