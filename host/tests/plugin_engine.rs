@@ -631,6 +631,38 @@ fn cli_run_streams_verdicts_and_reports_bad_lines() -> TestResult {
     Ok(())
 }
 
+/// Regression: an input line that is not UTF-8 stopped the whole run ("stream did not
+/// contain valid UTF-8"), with one output line for 300 input lines.
+#[test]
+fn regression_invalid_utf8_line_is_reported_and_the_run_goes_on() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("in.jsonl");
+    let mut bytes = Vec::new();
+    for n in 0..300 {
+        if n == 1 {
+            bytes.extend_from_slice(b"{\"id\":\"\xff\xfe\"}\n");
+        } else {
+            bytes.extend_from_slice(format!("{{\"id\":\"c{n}\"}}\r\n").as_bytes());
+        }
+    }
+    std::fs::write(&input, bytes)?;
+    let out = gannet()
+        .args(["plugin", "run"])
+        .arg(wasm("tagger")?)
+        .arg("--input")
+        .arg(&input)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert_eq!(stdout.lines().count(), 299, "{stderr}");
+    assert!(
+        stderr.contains("line 2: not valid UTF-8 (invalid byte at column 8)"),
+        "{stderr}"
+    );
+    assert!(!out.status.success());
+    Ok(())
+}
+
 #[test]
 fn cli_version_names_wit_and_wasmtime() -> TestResult {
     let out = gannet().arg("version").output()?;

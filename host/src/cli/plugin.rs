@@ -211,6 +211,19 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::new(file)))
 }
 
+/// The text of one input line, without its `\r\n` or `\n`.
+fn line_text(mut bytes: Vec<u8>) -> Result<String, String> {
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        format!(
+            "not valid UTF-8 (invalid byte at column {}); save the input as UTF-8",
+            error.utf8_error().valid_up_to() + 1
+        )
+    })
+}
+
 fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init_stderr("info");
     let engine = PluginEngine::new(EngineOptions::default())?;
@@ -231,10 +244,23 @@ fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut runner = ChainRunner::new();
     let input = open_input(&args.input)?;
     let mut out = std::io::stdout().lock();
-    for (index, line) in input.lines().enumerate() {
+    // Split on bytes, not `lines()`: a line that is not UTF-8 is one bad line, reported
+    // with its number like a line that is not JSON, and the run goes on.
+    for (index, bytes) in input.split(b'\n').enumerate() {
         let number = index + 1;
-        let line =
-            line.with_context(|| format!("input {:?}: read failed at line {number}", args.input))?;
+        let bytes = bytes
+            .with_context(|| format!("input {:?}: read failed at line {number}", args.input))?;
+        let line = match line_text(bytes) {
+            Ok(line) => line,
+            Err(error) => {
+                eprintln!(
+                    "gannet: error: input {:?} line {number}: {error}; the line is skipped",
+                    args.input
+                );
+                failed = true;
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -278,6 +304,21 @@ mod tests {
         assert_eq!(event, Lifecycle::Removed);
         assert_eq!(record.id, "c2");
         Ok(())
+    }
+
+    #[test]
+    fn line_text_strips_crlf_and_names_the_bad_byte() {
+        assert_eq!(
+            line_text(b"{\"id\":\"c1\"}\r".to_vec()).as_deref(),
+            Ok("{\"id\":\"c1\"}")
+        );
+        let error = line_text(b"{\"id\":\"\xff\"}".to_vec())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("not valid UTF-8 (invalid byte at column 8)"),
+            "{error}"
+        );
     }
 
     #[test]
