@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmarks of issue 5 (item 4) on a real containerd, one table:
+# The performance benchmarks on a real containerd, in one table:
 #
 #   scripts/bench.sh [perf options]        e.g. scripts/bench.sh --rss-variants
 #

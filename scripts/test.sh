@@ -144,11 +144,11 @@ rm -f "$DEMO_LOG"
 if compgen -G "*/benches/*.rs" >/dev/null || grep -qs '^\[\[bench\]\]' ./*/Cargo.toml; then
   # Criterion's test mode: each case runs once, in the debug build above (no release
   # build); the real numbers come from `cargo bench` (docs/BENCHMARKS.md).
-  step "cargo test --benches (each benchmark once, test mode)"
-  cargo test --workspace --benches --locked
+  step "cargo test --bench '*' (each benchmark once, test mode)"
+  cargo test --workspace --bench '*' --locked
 fi
 
-# The benchmarks of issue 5 (tests/examples/perf.rs, run in full and optimised by
+# The performance benchmarks (tests/examples/perf.rs, run in full and optimised by
 # scripts/bench.sh) are not run here; a smoke with about 10 containers proves they still
 # work (under a minute). It needs no release numbers: the debug perf example that
 # `cargo test --no-run` built, against the debug gannet beside it.

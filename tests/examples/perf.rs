@@ -1,4 +1,4 @@
-//! The performance benchmarks of issue 5 item 4, on a real containerd, in one run that
+//! The performance benchmarks on a real containerd, in one run that
 //! prints one table. An example rather than a `[[bench]]`, so CI builds it with the test
 //! build and runs only a smoke (`--smoke`, about 10 containers). Run it optimised, with
 //! a release `gannet` beside it (`scripts/bench.sh` builds both and the plugins):
