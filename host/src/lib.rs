@@ -6,15 +6,15 @@
 pub mod cli;
 pub mod plugins;
 pub mod record;
-pub mod toml_doc;
-pub mod validate;
+pub(crate) mod toml_doc;
+pub(crate) mod validate;
 
 // Discovery: runtime clients, conversion, the table and the sync loop.
 pub mod containerd;
-pub mod convert;
+pub(crate) mod convert;
 pub mod cri;
 pub mod discovery;
-pub mod liveness;
+pub(crate) mod liveness;
 pub mod runtime_events;
 pub mod runtime_metrics;
 pub mod table;
@@ -23,7 +23,7 @@ pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Tim
 
 // The agent: config, outputs, the local API and the pipeline.
 pub mod api;
-pub mod config;
-pub mod logging;
+pub(crate) mod config;
+pub(crate) mod logging;
 pub mod outputs;
-pub mod pipeline;
+pub(crate) mod pipeline;

@@ -35,11 +35,6 @@ impl HostRoot {
         Self(dir.into())
     }
 
-    /// The host root directory.
-    pub fn dir(&self) -> &Path {
-        &self.0
-    }
-
     /// The host path `path` as seen from here: `path` under the host root.
     pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();

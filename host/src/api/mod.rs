@@ -184,11 +184,6 @@ impl ApiListeners {
         self.health.local_addr().ok()
     }
 
-    /// The data TCP listener's bound address, if any.
-    pub fn data_tcp_addr(&self) -> Option<std::net::SocketAddr> {
-        self.data_tcp.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
     /// Serves everything until `ctx.stop` fires; the socket files are removed at the end.
     pub fn serve(
         self,

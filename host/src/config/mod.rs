@@ -34,7 +34,7 @@ mod reload;
 
 pub use error::ConfigError;
 pub use node::resolve_node_name;
-pub use reload::{check_reloadable, RELOADABLE};
+pub use reload::check_reloadable;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

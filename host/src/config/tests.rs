@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::reload::RELOADABLE;
 use super::*;
 use crate::outputs::{FileConfig, HttpConfig, TlsConfig};
 

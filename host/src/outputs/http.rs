@@ -183,6 +183,7 @@ impl HttpConfig {
     }
 
     /// A config with every default and the given URL.
+    #[cfg(test)]
     pub fn with_url(url: &str) -> Self {
         Self {
             url: url.to_string(),

@@ -226,11 +226,6 @@ impl Outputs {
         })
     }
 
-    /// The configured output names.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.queues.keys().map(String::as_str)
-    }
-
     /// Serializes one event once and queues it on each destination (`default` when there
     /// are none). Waits when a `block` queue is full. Returns the event id.
     pub async fn send(
