@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use gannet::pipeline::Outcome;
 use gannet::plugins::{
-    ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine,
-    PluginMetrics, Sidecar,
+    ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine, PluginMetrics, Sidecar,
 };
 use gannet::record::{ContainerRecord, ContainerState, Lifecycle, Mount};
 use gannet_test_kit::PluginWorkspace;
@@ -181,20 +181,20 @@ fn chain_case(name: &str, chain: PluginChain, record: &ContainerRecord) -> Case 
     let mut runner = ChainRunner::new();
     // Warm the instances and check the chain works on this record.
     let first = runner.run(&chain, Lifecycle::Updated, record.clone());
-    if let ChainOutcome::Dropped { plugin, .. } = &first {
+    if let Outcome::Dropped { plugin, .. } = &first {
         eprintln!("benchmark {name}: the record was dropped by {plugin}; fix the bench config");
         std::process::exit(1);
     }
     // The record is recycled: each call gets the record the previous call left, so the
     // measurement holds no clone, no drop and no cold memory, only the chain.
-    let mut slot = Some(first.into_record());
+    let mut slot = first.into_record();
     let record = record.clone();
     Case {
         name: name.to_string(),
         step: Box::new(move || {
             let r = slot.take().unwrap_or_else(|| record.clone());
             let outcome = black_box(runner.run(&chain, Lifecycle::Updated, r));
-            slot = Some(outcome.into_record());
+            slot = outcome.into_record();
         }),
     }
 }

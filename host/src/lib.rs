@@ -26,4 +26,4 @@ pub mod api;
 pub(crate) mod config;
 pub(crate) mod logging;
 pub mod outputs;
-pub(crate) mod pipeline;
+pub mod pipeline;

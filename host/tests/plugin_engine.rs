@@ -6,9 +6,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gannet::pipeline::Outcome;
 use gannet::plugins::{
-    ChainOutcome, ChainRunner, EngineOptions, LoadError, LoadedPlugin, PluginEngine, PluginMetrics,
-    PluginSet, PluginStage, PluginState, StageConfig,
+    ChainRunner, EngineOptions, LoadError, LoadedPlugin, PluginEngine, PluginMetrics, PluginSet,
+    PluginStage, PluginState, StageConfig,
 };
 use gannet::{ContainerRecord, Lifecycle};
 
@@ -92,7 +93,7 @@ fn tagger_reads_and_edits_through_the_resource() -> TestResult {
     let mut input = record();
     input.labels.insert("route".into(), "audit".into());
     let outcome = runner.run(&chain, Lifecycle::Updated, input);
-    let ChainOutcome::Passed {
+    let Outcome::Passed {
         record,
         destinations,
     } = outcome
@@ -141,7 +142,7 @@ fn instances_are_reused_across_records() -> TestResult {
     let mut runner = ChainRunner::new();
     for _ in 0..200 {
         let outcome = runner.run(&chain, Lifecycle::Added, record());
-        assert!(matches!(outcome, ChainOutcome::Passed { .. }));
+        assert!(matches!(outcome, Outcome::Passed { .. }));
     }
     // 200 calls, and the handle table never filled up: the borrow is lent, not owned.
     assert_eq!(tagger.context().counters.calls.get(), 200);
@@ -163,7 +164,7 @@ fn trap_is_survived_and_the_instance_replaced() -> TestResult {
     for _ in 0..3 {
         let outcome = runner.run(&chain, Lifecycle::Added, record());
         // Policy pass: the record goes on to the next plugin as it was.
-        let ChainOutcome::Passed { record, .. } = outcome else {
+        let Outcome::Passed { record, .. } = outcome else {
             return Err(format!("expected pass, got {outcome:?}").into());
         };
         assert_eq!(
@@ -202,7 +203,7 @@ fn deadline_stops_an_endless_loop_within_twice_its_value() -> TestResult {
         );
         assert_eq!(
             outcome,
-            ChainOutcome::Passed {
+            Outcome::Passed {
                 record: record(),
                 destinations: None
             }
@@ -225,7 +226,7 @@ fn memory_limit_holds() -> TestResult {
     let outcome = runner.run(&chain, Lifecycle::Added, record());
     assert_eq!(
         outcome,
-        ChainOutcome::Passed {
+        Outcome::Passed {
             record: record(),
             destinations: None
         }
@@ -251,7 +252,7 @@ fn failure_policy_drop_discards_mutations_of_a_trapping_call() -> TestResult {
     let outcome = runner.run(&chain, Lifecycle::Added, record());
     assert_eq!(
         outcome,
-        ChainOutcome::Dropped {
+        Outcome::Dropped {
             record: record(),
             plugin: "mutate-then-trap".into(),
             intentional: false
@@ -271,7 +272,7 @@ fn err_verdict_discards_mutations_and_passes_by_default() -> TestResult {
     let outcome = runner.run(&chain, Lifecycle::Added, record());
     assert_eq!(
         outcome,
-        ChainOutcome::Passed {
+        Outcome::Passed {
             record: record(),
             destinations: None
         }
@@ -419,13 +420,18 @@ fn reload_swaps_removes_and_refuses_a_broken_replacement() -> TestResult {
     let mut runner = ChainRunner::new();
     let outcome = runner.run(&set.current(), Lifecycle::Added, record());
     assert_eq!(
-        outcome.record().tags.get("config").map(String::as_str),
+        outcome
+            .record()
+            .and_then(|r| r.tags.get("config"))
+            .map(String::as_str),
         Some(r#"{"v":2}"#)
     );
     // The old chain still works for records that started on it.
     let old = runner.run(&first, Lifecycle::Added, record());
     assert_eq!(
-        old.record().tags.get("config").map(String::as_str),
+        old.record()
+            .and_then(|r| r.tags.get("config"))
+            .map(String::as_str),
         Some(r#"{"v":1}"#)
     );
 
@@ -450,7 +456,10 @@ fn reload_swaps_removes_and_refuses_a_broken_replacement() -> TestResult {
     assert!(Arc::ptr_eq(&before, &set.current()));
     let outcome = runner.run(&set.current(), Lifecycle::Added, record());
     assert_eq!(
-        outcome.record().tags.get("config").map(String::as_str),
+        outcome
+            .record()
+            .and_then(|r| r.tags.get("config"))
+            .map(String::as_str),
         Some(r#"{"v":2}"#)
     );
     Ok(())
@@ -547,14 +556,17 @@ fn stage_keeps_order_and_in_flight_records_finish_on_their_chain() -> TestResult
         for (i, p) in pending.into_iter().enumerate() {
             let outcome = p.outcome().await?;
             let expected = if i < 20 { r#"{"v":1}"# } else { r#"{"v":2}"# };
-            assert_eq!(outcome.record().restart_count as usize, i);
+            assert_eq!(outcome.record().map(|r| r.restart_count as usize), Some(i));
             assert_eq!(
-                outcome.record().tags.get("config").map(String::as_str),
+                outcome
+                    .record()
+                    .and_then(|r| r.tags.get("config"))
+                    .map(String::as_str),
                 Some(expected)
             );
         }
         let direct = stage.process(Lifecycle::Added, record()).await?;
-        assert!(matches!(direct, ChainOutcome::Passed { .. }));
+        assert!(matches!(direct, Outcome::Passed { .. }));
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     Ok(())

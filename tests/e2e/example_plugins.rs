@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use gannet::pipeline::Outcome;
 use gannet::plugins::{
-    ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine,
-    PluginMetrics, Sidecar,
+    ChainRunner, EngineOptions, LoadedPlugin, PluginChain, PluginEngine, PluginMetrics, Sidecar,
 };
 use gannet::record::{ContainerRecord, Lifecycle};
 use gannet_test_kit::PluginWorkspace;
@@ -77,16 +77,17 @@ fn pod(
 }
 
 /// Short form of an outcome: "pass", "drop" or "route:a,b".
-fn verdict(outcome: &ChainOutcome) -> String {
+fn verdict(outcome: &Outcome) -> String {
     match outcome {
-        ChainOutcome::Dropped { .. } => "drop".to_string(),
-        ChainOutcome::Passed {
+        Outcome::Dropped { .. } => "drop".to_string(),
+        Outcome::Passed {
             destinations: None, ..
         } => "pass".to_string(),
-        ChainOutcome::Passed {
+        Outcome::Passed {
             destinations: Some(outputs),
             ..
         } => format!("route:{}", outputs.join(",")),
+        Outcome::Lost => "lost".to_string(),
     }
 }
 
@@ -196,6 +197,7 @@ fn team_labels_example_copies_labels_and_defaults_missing_ones() -> Result<()> {
     assert_eq!(verdict(&out), "pass");
     let tags: Vec<(&str, &str)> = out
         .record()
+        .context("the record was lost")?
         .tags
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -223,7 +225,7 @@ fn redact_env_masks_by_default_and_removes_when_configured() -> Result<()> {
     // No sidecar: the default patterns and mask.
     let chain = PluginChain::new(vec![load(&engine, "redact_env", None)?]);
     let out = ChainRunner::new().run(&chain, Lifecycle::Added, rec.clone());
-    let env = &out.record().env;
+    let env = &out.record().context("the record was lost")?.env;
     assert_eq!(env.get("DB_PASSWORD").map(String::as_str), Some("******"));
     assert_eq!(env.get("GITHUB_TOKEN").map(String::as_str), Some("******"));
     assert_eq!(env.get("API_KEY").map(String::as_str), Some("******"));
@@ -238,7 +240,11 @@ fn redact_env_masks_by_default_and_removes_when_configured() -> Result<()> {
     )?]);
     let out = ChainRunner::new().run(&chain, Lifecycle::Added, rec.clone());
     assert_eq!(
-        out.record().env.get("AWS_CREDENTIALS").map(String::as_str),
+        out.record()
+            .context("the record was lost")?
+            .env
+            .get("AWS_CREDENTIALS")
+            .map(String::as_str),
         Some("<redacted>")
     );
 
@@ -249,7 +255,13 @@ fn redact_env_masks_by_default_and_removes_when_configured() -> Result<()> {
         Some("[config]\npatterns = [\"*TOKEN*\", \"*PASSWORD*\"]\naction = \"remove\"\n"),
     )?]);
     let out = ChainRunner::new().run(&chain, Lifecycle::Added, rec);
-    let names: Vec<&str> = out.record().env.keys().map(String::as_str).collect();
+    let names: Vec<&str> = out
+        .record()
+        .context("the record was lost")?
+        .env
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(names, ["API_KEY", "AWS_CREDENTIALS", "HOME"]);
     Ok(())
 }
@@ -309,7 +321,7 @@ fn example_chain_filters_tags_redacts_and_routes_in_file_order() -> Result<()> {
     )?;
     let out = runner.run(&chain, Lifecycle::Added, rec);
     assert_eq!(verdict(&out), "route:audit,archive");
-    let r = out.record();
+    let r = out.record().context("the record was lost")?;
     assert_eq!(r.tags.get("team").map(String::as_str), Some("billing"));
     assert_eq!(
         r.env.get("DB_PASSWORD").map(String::as_str),
@@ -326,7 +338,7 @@ fn example_chain_filters_tags_redacts_and_routes_in_file_order() -> Result<()> {
     )?;
     let out = runner.run(&chain, Lifecycle::Added, rec);
     match &out {
-        ChainOutcome::Dropped {
+        Outcome::Dropped {
             plugin,
             intentional,
             record,
@@ -403,7 +415,10 @@ fn guide_plugin_hello_team_does_what_the_guide_says() -> Result<()> {
             None => (Lifecycle::Added, value),
         };
         let out = runner.run(&chain, event, record(rec)?);
-        results.push((verdict(&out), out.record().tags.get("team").cloned()));
+        results.push((
+            verdict(&out),
+            out.record().and_then(|r| r.tags.get("team")).cloned(),
+        ));
     }
     assert_eq!(
         results,

@@ -14,9 +14,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::Outcome;
 use crate::plugins::{
-    ChainOutcome, ChainRunner, EngineOptions, LoadedPlugin, PluginEngine, PluginMetrics, PluginSet,
-    Sidecar, WIT_PACKAGE,
+    ChainRunner, EngineOptions, LoadedPlugin, PluginEngine, PluginMetrics, PluginSet, Sidecar,
+    WIT_PACKAGE,
 };
 use crate::record::{ContainerRecord, Lifecycle, Timestamp};
 
@@ -175,30 +176,32 @@ struct OutputLine<'a> {
     record: &'a ContainerRecord,
 }
 
-/// The output line for an outcome.
-fn output_line(outcome: &ChainOutcome) -> OutputLine<'_> {
+/// The output line for an outcome; none for a lost record (which a chain run on this
+/// thread never gives).
+fn output_line(outcome: &Outcome) -> Option<OutputLine<'_>> {
     match outcome {
-        ChainOutcome::Dropped { record, .. } => OutputLine {
+        Outcome::Dropped { record, .. } => Some(OutputLine {
             verdict: "drop",
             outputs: &[],
             record,
-        },
-        ChainOutcome::Passed {
+        }),
+        Outcome::Passed {
             record,
             destinations: Some(outputs),
-        } => OutputLine {
+        } => Some(OutputLine {
             verdict: "route",
             outputs,
             record,
-        },
-        ChainOutcome::Passed {
+        }),
+        Outcome::Passed {
             record,
             destinations: None,
-        } => OutputLine {
+        } => Some(OutputLine {
             verdict: "pass",
             outputs: &[],
             record,
-        },
+        }),
+        Outcome::Lost => None,
     }
 }
 
@@ -267,7 +270,15 @@ fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
         match parse_line(&line) {
             Ok((event, record)) => {
                 let outcome = runner.run(&chain, event, record);
-                serde_json::to_writer(&mut out, &output_line(&outcome))?;
+                let Some(line) = output_line(&outcome) else {
+                    eprintln!(
+                        "gannet: error: input {:?} line {number}: the record was lost",
+                        args.input
+                    );
+                    failed = true;
+                    continue;
+                };
+                serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
                 out.flush()?;
             }
@@ -332,7 +343,7 @@ mod tests {
 
     #[test]
     fn route_output_lists_destinations() {
-        let outcome = ChainOutcome::Passed {
+        let outcome = Outcome::Passed {
             record: ContainerRecord::default(),
             destinations: Some(vec!["audit".into()]),
         };

@@ -24,13 +24,9 @@ use crate::config::{check_reloadable, resolve_node_name, Config, Overrides};
 use crate::discovery::SyncMode;
 use crate::logging::LogFormat;
 use crate::outputs::{EventIds, OutputMetrics, Outputs};
-use crate::pipeline::{self, Chain, Outcome, PassThrough, Sink};
-use crate::plugins::{
-    ChainOutcome, PluginEngine, PluginMetrics, PluginSet, PluginStage, StageConfig,
-};
-use crate::record::{ContainerRecord, Lifecycle};
+use crate::pipeline::{self, Chain, PassThrough, Sink};
+use crate::plugins::{PluginEngine, PluginMetrics, PluginSet, PluginStage, StageConfig};
 use crate::table::ContainerEvent;
-use futures::future::BoxFuture;
 
 /// Events waiting between discovery and the chain. Discovery coalesces while this is
 /// full, so it bounds memory without ever stalling the runtime's event reader.
@@ -227,7 +223,7 @@ async fn agent(
     let plugin_metrics = PluginMetrics::register(&mut registry);
     let plugins = start_plugins(&config, &node, plugin_metrics).await?;
     let chain: Arc<dyn Chain> = match &plugins {
-        Some(p) => Arc::new(StageChain(p.stage.clone())),
+        Some(p) => p.stage.clone(),
         None => Arc::new(PassThrough),
     };
 
@@ -412,43 +408,4 @@ async fn start_plugins(
         stage: Arc::new(stage),
         _watcher: watcher,
     }))
-}
-
-/// The plugin stage as the pipeline's chain.
-struct StageChain(Arc<PluginStage>);
-
-// `start` yields the outcome's future on purpose: queueing and finishing are two steps.
-#[allow(clippy::async_yields_async)]
-impl Chain for StageChain {
-    fn start(
-        &self,
-        event: Lifecycle,
-        record: ContainerRecord,
-    ) -> BoxFuture<'_, BoxFuture<'static, Outcome>> {
-        Box::pin(async move {
-            let done: BoxFuture<'static, Outcome> = match self.0.submit(event, record).await {
-                Ok(pending) => Box::pin(async move {
-                    match pending.outcome().await {
-                        Ok(ChainOutcome::Dropped { .. }) => Outcome::Dropped,
-                        Ok(ChainOutcome::Passed {
-                            record,
-                            destinations,
-                        }) => Outcome::Passed {
-                            record,
-                            destinations: destinations.unwrap_or_default(),
-                        },
-                        Err(e) => {
-                            error!(message = "Plugin stage lost a record.", error = %e);
-                            Outcome::Dropped
-                        }
-                    }
-                }),
-                Err(e) => {
-                    error!(message = "Plugin stage refused a record.", error = %e);
-                    Box::pin(async { Outcome::Dropped })
-                }
-            };
-            done
-        })
-    }
 }

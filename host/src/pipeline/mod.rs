@@ -29,20 +29,49 @@ pub const DELIVERY_SHARDS: usize = 4;
 /// catches up; beyond it the pipeline (and so discovery's sender) waits.
 const DELIVERY_QUEUE_CAPACITY: usize = 256;
 
-/// What the chain made of one event.
+/// What the chain made of one event: the one type the plugin chain, the plugin stage and
+/// the pipeline share.
 // One per event, moved once: boxing the record would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Dropped by a plugin (or its failure policy): it goes nowhere.
-    Dropped,
-    /// Passed on, possibly edited, to these outputs (empty: `default`).
+    /// It went through every plugin, possibly edited, to be delivered.
     Passed {
         /// The record after the chain.
         record: ContainerRecord,
-        /// The last `route` verdict's outputs; empty means `default`.
-        destinations: Vec<String>,
+        /// The outputs the last `route` named; `None` means the default outputs.
+        destinations: Option<Vec<String>>,
     },
+    /// A plugin dropped it (its `drop` verdict or its failure policy): it goes nowhere.
+    Dropped {
+        /// The record as the chain left it.
+        record: ContainerRecord,
+        /// The plugin that dropped it.
+        plugin: String,
+        /// True for the plugin's own `drop` verdict; false for the failure policy.
+        intentional: bool,
+    },
+    /// The chain could not run it: the plugin stage stopped before answering. The record
+    /// is gone and the loss was logged; it goes nowhere.
+    Lost,
+}
+
+impl Outcome {
+    /// The record, unless it was lost.
+    pub fn record(&self) -> Option<&ContainerRecord> {
+        match self {
+            Self::Passed { record, .. } | Self::Dropped { record, .. } => Some(record),
+            Self::Lost => None,
+        }
+    }
+
+    /// The record by value, unless it was lost.
+    pub fn into_record(self) -> Option<ContainerRecord> {
+        match self {
+            Self::Passed { record, .. } | Self::Dropped { record, .. } => Some(record),
+            Self::Lost => None,
+        }
+    }
 }
 
 /// A chain of plugins, as the pipeline sees it.
@@ -72,7 +101,7 @@ impl Chain for PassThrough {
             let done: BoxFuture<'static, Outcome> = Box::pin(async move {
                 Outcome::Passed {
                     record,
-                    destinations: Vec::new(),
+                    destinations: None,
                 }
             });
             done
@@ -141,13 +170,14 @@ pub async fn run(
 async fn deliver(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
     while let Some(p) = rx.recv().await {
         match p.outcome.await {
-            Outcome::Dropped => sink.view.forget(&p.id),
+            Outcome::Dropped { .. } | Outcome::Lost => sink.view.forget(&p.id),
             Outcome::Passed {
                 record,
                 destinations,
             } => {
                 let outputs = sink.outputs.read().await.clone();
-                outputs.send(p.event, &record, &destinations).await;
+                let destinations = destinations.as_deref().unwrap_or_default();
+                outputs.send(p.event, &record, destinations).await;
                 sink.view.apply(p.event, record);
             }
         }

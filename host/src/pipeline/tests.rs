@@ -21,17 +21,21 @@ impl Chain for TestChain {
             let done: BoxFuture<'static, Outcome> = Box::pin(async move {
                 tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
                 match record.k8s.namespace.as_str() {
-                    "dropme" => Outcome::Dropped,
+                    "dropme" => Outcome::Dropped {
+                        record,
+                        plugin: "test".into(),
+                        intentional: true,
+                    },
                     "audited" => {
                         record.tags.insert("seen".into(), "yes".into());
                         Outcome::Passed {
                             record,
-                            destinations: vec!["audit".into()],
+                            destinations: Some(vec!["audit".into()]),
                         }
                     }
                     _ => Outcome::Passed {
                         record,
-                        destinations: vec![],
+                        destinations: None,
                     },
                 }
             });

@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::instance::{CallOutcome, PluginInstance};
 use super::plugin::{LoadedPlugin, PluginInfo};
 use super::sidecar::FailurePolicy;
+use crate::pipeline::Outcome;
 use crate::record::{ContainerRecord, Lifecycle};
 
 static NEXT_CHAIN_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,43 +52,6 @@ impl PluginChain {
     /// Per-plugin info for the API.
     pub fn infos(&self) -> Vec<PluginInfo> {
         self.plugins.iter().map(|p| p.info()).collect()
-    }
-}
-
-/// What became of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChainOutcome {
-    /// A plugin dropped it. `record` is as the chain left it.
-    Dropped {
-        /// The record as it was when dropped.
-        record: ContainerRecord,
-        /// The plugin that dropped it.
-        plugin: String,
-        /// True for the plugin's own `drop` verdict; false for the failure policy.
-        intentional: bool,
-    },
-    /// It went through every plugin.
-    Passed {
-        /// The edited record.
-        record: ContainerRecord,
-        /// The outputs the last `route` named; `None` means the default outputs.
-        destinations: Option<Vec<String>>,
-    },
-}
-
-impl ChainOutcome {
-    /// The record, whatever the verdict.
-    pub fn record(&self) -> &ContainerRecord {
-        match self {
-            Self::Dropped { record, .. } | Self::Passed { record, .. } => record,
-        }
-    }
-
-    /// The record, whatever the verdict, by value.
-    pub fn into_record(self) -> ContainerRecord {
-        match self {
-            Self::Dropped { record, .. } | Self::Passed { record, .. } => record,
-        }
     }
 }
 
@@ -132,9 +96,9 @@ impl ChainRunner {
         chain: &PluginChain,
         event: Lifecycle,
         record: ContainerRecord,
-    ) -> ChainOutcome {
+    ) -> Outcome {
         if chain.plugins.is_empty() {
-            return ChainOutcome::Passed {
+            return Outcome::Passed {
                 record,
                 destinations: None,
             };
@@ -171,7 +135,7 @@ impl ChainRunner {
                             FailurePolicy::Pass => continue,
                             FailurePolicy::Drop => {
                                 plugin.context().counters.drops_failure.inc();
-                                return ChainOutcome::Dropped {
+                                return Outcome::Dropped {
                                     record: *record,
                                     plugin: plugin.name().to_string(),
                                     intentional: false,
@@ -199,7 +163,7 @@ impl ChainRunner {
                 CallOutcome::Drop => {
                     plugin.record_success();
                     counters.drops_intentional.inc();
-                    return ChainOutcome::Dropped {
+                    return Outcome::Dropped {
                         record: *record,
                         plugin: plugin.name().to_string(),
                         intentional: true,
@@ -223,7 +187,7 @@ impl ChainRunner {
                     started = Instant::now();
                     if plugin.sidecar().failure_policy == FailurePolicy::Drop {
                         counters.drops_failure.inc();
-                        return ChainOutcome::Dropped {
+                        return Outcome::Dropped {
                             record: *record,
                             plugin: plugin.name().to_string(),
                             intentional: false,
@@ -232,7 +196,7 @@ impl ChainRunner {
                 }
             }
         }
-        ChainOutcome::Passed {
+        Outcome::Passed {
             record: *record,
             destinations,
         }

@@ -3,8 +3,9 @@
 //!
 //! Data flow: `PluginEngine` (wasmtime config, linker, cache) compiles each file into a
 //! `LoadedPlugin`; a `PluginSet` holds the current `PluginChain`; the `PluginStage` runs
-//! records through it on worker threads and hands back a `ChainOutcome`. The watcher
-//! calls `PluginSet::reload`. Nothing here talks to the runtime or the outputs.
+//! records through it on worker threads and hands back the pipeline's `Outcome`: the stage
+//! is the pipeline's `Chain`. The watcher calls `PluginSet::reload`. Nothing here talks to
+//! the runtime or the outputs.
 
 mod cache;
 mod chain;
@@ -25,7 +26,7 @@ mod watch;
 mod wit;
 
 pub use cache::{ArtifactCache, CacheError};
-pub use chain::{ChainOutcome, ChainRunner, PluginChain};
+pub use chain::{ChainRunner, PluginChain};
 pub use config::PluginsConfig;
 pub use directory::{list_plugins, DirectoryError, PluginSet, ReloadSummary};
 pub use engine::{

@@ -8,11 +8,14 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
+use tracing::error;
 
-use super::chain::{ChainOutcome, ChainRunner, PluginChain};
+use super::chain::{ChainRunner, PluginChain};
 use super::directory::PluginSet;
 use super::plugin::PluginInfo;
+use crate::pipeline::{Chain, Outcome};
 use crate::record::{ContainerRecord, Lifecycle};
 
 /// Records waiting per worker. Bounds memory and pushes back on the pipeline when plugins
@@ -47,18 +50,18 @@ struct Job {
     chain: Arc<PluginChain>,
     event: Lifecycle,
     record: ContainerRecord,
-    reply: oneshot::Sender<ChainOutcome>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// A record submitted to the stage; await it for the outcome.
-pub struct PendingOutcome(oneshot::Receiver<ChainOutcome>);
+pub struct PendingOutcome(oneshot::Receiver<Outcome>);
 
 impl PendingOutcome {
     /// Waits for the outcome.
     ///
     /// # Errors
     /// [`StageError::Closed`] when the worker stopped before answering.
-    pub async fn outcome(self) -> Result<ChainOutcome, StageError> {
+    pub async fn outcome(self) -> Result<Outcome, StageError> {
         self.0.await.map_err(|_| StageError::Closed)
     }
 }
@@ -141,7 +144,7 @@ impl PluginStage {
         &self,
         event: Lifecycle,
         record: ContainerRecord,
-    ) -> Result<ChainOutcome, StageError> {
+    ) -> Result<Outcome, StageError> {
         self.submit(event, record).await?.outcome().await
     }
 
@@ -153,6 +156,32 @@ impl PluginStage {
     /// The plugin set (for reloads).
     pub fn set(&self) -> &Arc<PluginSet> {
         &self.set
+    }
+}
+
+// `start` yields the outcome's future on purpose: queueing and finishing are two steps.
+#[allow(clippy::async_yields_async)]
+impl Chain for PluginStage {
+    fn start(
+        &self,
+        event: Lifecycle,
+        record: ContainerRecord,
+    ) -> BoxFuture<'_, BoxFuture<'static, Outcome>> {
+        Box::pin(async move {
+            let done: BoxFuture<'static, Outcome> = match self.submit(event, record).await {
+                Ok(pending) => Box::pin(async move {
+                    pending.outcome().await.unwrap_or_else(|e| {
+                        error!(message = "Plugin stage lost a record.", error = %e);
+                        Outcome::Lost
+                    })
+                }),
+                Err(e) => {
+                    error!(message = "Plugin stage refused a record.", error = %e);
+                    Box::pin(async { Outcome::Lost })
+                }
+            };
+            done
+        })
     }
 }
 
