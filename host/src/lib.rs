@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod plugins;
 pub mod record;
+pub(crate) mod tls;
 pub(crate) mod toml_doc;
 pub(crate) mod validate;
 

@@ -813,3 +813,210 @@ health_listen = "127.0.0.1:{health}"
     }
     Ok(())
 }
+
+/// An HTTP/1.0 GET on 127.0.0.1 with an optional `Authorization` value; the status.
+fn status_with(port: u16, path: &str, authorization: Option<&str>) -> Result<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Trace for Gannet and every crate that handles the runtime's answers, the API's requests
+/// or plugin calls; info for the compiler, whose trace (register allocation of each
+/// plugin function) holds no data and makes a debug build take minutes to start.
+const TRACE_EVERYTHING_THAT_SEES_DATA: &str = "trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_internal_cranelift=info,wasmtime_cranelift=info";
+
+/// The whole agent at trace level, the example plugins included, never logs an env value;
+/// the health listener shows no pod, container or env; the sockets are 0600; the TCP data
+/// API wants its bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_at_trace_level_logs_no_env_value_and_guards_the_api() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let suffix = random_hex(3)?;
+    let ns = format!("e2e-sec-{suffix}");
+    // Values no log line may hold: an env value, and the API token.
+    let secret = format!("s3cret-value-{suffix}");
+    let token = format!("api-token-{suffix}");
+    std::fs::write(d.join("token"), &token)?;
+    deploy_example_plugins(
+        &d.join("plugins"),
+        [
+            (
+                "lc_filter",
+                "10-lc-filter",
+                format!("[config]\nK8sNamespaceRegex = \"^{ns}$\"\n"),
+            ),
+            (
+                "team_labels",
+                "20-team-labels",
+                "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
+                    .to_string(),
+            ),
+            (
+                "redact_env",
+                "30-redact-env",
+                "[config]\naction = \"mask\"\n".to_string(),
+            ),
+            (
+                "route_by_namespace",
+                "40-route-by-namespace",
+                format!("[config.routes]\n\"{ns}\" = [\"default\"]\n"),
+            ),
+        ],
+    )?;
+    let (health, data) = (free_port()?, free_port()?);
+    let config = d.join("gannet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[plugins]
+dir = "{d}/plugins"
+[logging]
+level = "{level}"
+[outputs.default]
+type = "file"
+path = "{d}/default.jsonl"
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+listen = "127.0.0.1:{data}"
+token_file = "{d}/token"
+"#,
+            d = d.display(),
+            level = TRACE_EVERYTHING_THAT_SEES_DATA,
+        ),
+    )?;
+    let stderr = d.join("gannet.log");
+    let mut agent = Agent {
+        child: Command::new(Gannet::bin()?)
+            .args(["run", "--node-name", "e2e-node", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(lab.socket())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?,
+        stderr,
+    };
+    let default = d.join("default.jsonl");
+    let result = async {
+        wait_until(Duration::from_secs(120), "/readyz", || async {
+            Ok((status(health, "/readyz") == Some(200)).then_some(()))
+        })
+        .await?;
+        let pod = cri
+            .create_pod(&PodSpec::new("secpod").namespace(&ns).label("team", "alpha"))
+            .await?;
+        let c = cri
+            .run_container(
+                &pod,
+                &ContainerSpec::sleeper("app").env("DB_PASSWORD", &secret),
+            )
+            .await?;
+        wait_until(TIMEOUT, "the added record in the file", || async {
+            Ok(container_events(&file_events(&default)?, &c.id)
+                .iter()
+                .any(|e| e["event"] == "added" && e["record"]["state"] == "running")
+                .then_some(()))
+        })
+        .await?;
+
+        // The TCP data API wants the token; the unix sockets are the owner's alone.
+        ensure!(
+            status_with(data, "/v1/containers", None)? == 401,
+            "no token: not 401"
+        );
+        ensure!(
+            status_with(data, "/v1/containers", Some("Bearer wrong"))? == 401,
+            "a wrong token: not 401"
+        );
+        let bearer = format!("Bearer {token}");
+        ensure!(
+            status_with(data, "/v1/containers", Some(&bearer))? == 200,
+            "the token: not 200"
+        );
+        for socket in ["api.sock", "grpc.sock"] {
+            let mode = std::fs::metadata(d.join(socket))?.permissions().mode() & 0o777;
+            ensure!(mode == 0o600, "{socket} has mode {mode:o}");
+        }
+        ensure!(
+            get_unix(&d.join("api.sock"), "/v1/containers")
+                .await?
+                .contains(&c.id),
+            "the data API does not list the container"
+        );
+
+        // The health listener names no pod, container, namespace or env.
+        for path in ["/metrics", "/healthz", "/readyz"] {
+            let body = get_tcp(health, path)?;
+            for private in [
+                c.id.as_str(),
+                &pod.id,
+                &pod.name,
+                &pod.uid,
+                &ns,
+                &secret,
+                "DB_PASSWORD",
+            ] {
+                ensure!(!body.contains(private), "{path} shows {private:?}:\n{body}");
+            }
+        }
+
+        cri.stop(&c, 0).await?;
+        cri.remove_pod(&pod).await?;
+        wait_until(TIMEOUT, "the removed record in the file", || async {
+            Ok(container_events(&file_events(&default)?, &c.id)
+                .iter()
+                .any(|e| e["event"] == "removed")
+                .then_some(()))
+        })
+        .await?;
+        agent.terminate().await?;
+
+        let log = agent.log();
+        ensure!(
+            log.contains("TRACE") && log.contains(&c.id),
+            "the log is not at trace level, or never names the container"
+        );
+        for private in [&secret, &token] {
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(private.as_str()))
+                .collect();
+            ensure!(lines.is_empty(), "the log holds a secret: {lines:?}");
+        }
+        let records = std::fs::read_to_string(&default)?;
+        ensure!(
+            !records.contains(&secret),
+            "an env value reached the output"
+        );
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        eprintln!("gannet log:\n{}", tail(&agent.log(), 60));
+    }
+    result
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,6 +1,7 @@
 //! The local API: the HTTP data API on a unix socket (mode 0600 by default, optionally
-//! also loopback TCP), the gRPC API on its own unix socket, and the health listener
-//! (`/healthz`, `/readyz`, `/metrics`) on its own address.
+//! also TCP: loopback, or beyond it with a bearer token and TLS), the gRPC API on its own
+//! unix socket, and the health listener (`/healthz`, `/readyz`, `/metrics`) on its own
+//! address.
 //!
 //! It owns the after-chain view of the table ([`ContainerView`]) that the run loop feeds,
 //! and the listeners. Listeners are bound by [`ApiListeners::bind`] before discovery
@@ -17,17 +18,22 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, Instrument};
 
+mod auth;
 mod config;
 mod data;
 pub mod grpc;
 mod health;
+mod tls_listener;
 mod view;
 
-pub use config::ApiConfig;
+use auth::BearerToken;
+pub use config::{ApiConfig, ApiTlsConfig};
 pub use health::Health;
 pub use view::{ContainerFilter, ContainerView, PluginInfo, PluginSource, ViewEvent};
 
 use crate::outputs::{EnvValues, EventIds};
+use crate::tls::{self, TlsFileError};
+use tls_listener::TlsListener;
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,9 @@ pub enum ApiError {
         /// The address or socket path.
         address: String,
     },
+    /// A token or TLS file of `[api]` cannot be used.
+    #[error("api.{0}; fix the file or the setting")]
+    File(TlsFileError),
     /// Binding failed for another reason.
     #[error("{field} {address}: cannot listen: {source}; fix the address or its directory's permissions")]
     Bind {
@@ -101,17 +110,29 @@ impl ApiContext {
     }
 }
 
+/// The data API's TCP listener and what guards it.
+struct DataTcp {
+    listener: TcpListener,
+    token: Option<BearerToken>,
+    tls: Option<rustls::ServerConfig>,
+}
+
 /// Every listener, bound and ready to serve.
 pub struct ApiListeners {
     data_unix: UnixListener,
     data_unix_path: PathBuf,
-    data_tcp: Option<TcpListener>,
+    data_tcp: Option<DataTcp>,
     grpc_unix: UnixListener,
     grpc_unix_path: PathBuf,
     health: TcpListener,
 }
 
-fn bind_unix(field: &'static str, path: &Path, mode: u32) -> Result<UnixListener, ApiError> {
+fn bind_unix(
+    field: &'static str,
+    path: &Path,
+    mode: u32,
+    gid: Option<u32>,
+) -> Result<UnixListener, ApiError> {
     let address = path.display().to_string();
     let bind_err = |source| ApiError::Bind {
         field,
@@ -133,6 +154,9 @@ fn bind_unix(field: &'static str, path: &Path, mode: u32) -> Result<UnixListener
     }
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+    if gid.is_some() {
+        std::os::unix::fs::chown(path, None, gid).map_err(bind_err)?;
+    }
     Ok(listener)
 }
 
@@ -164,11 +188,30 @@ impl ApiListeners {
     pub async fn bind(config: &ApiConfig) -> Result<Self, ApiError> {
         let health = bind_tcp("api.health_listen", config.health_listen).await?;
         let data_tcp = match config.listen {
-            Some(addr) => Some(bind_tcp("api.listen", addr).await?),
+            Some(addr) => {
+                // The files first: a bad one stops the start before anything listens.
+                let token = match &config.token_file {
+                    Some(path) => Some(BearerToken::new(
+                        tls::read_secret("token_file", path).map_err(ApiError::File)?,
+                    )),
+                    None => None,
+                };
+                let tls = match &config.tls {
+                    Some(tls) => Some(tls.server_config().map_err(ApiError::File)?),
+                    None => None,
+                };
+                let listener = bind_tcp("api.listen", addr).await?;
+                Some(DataTcp {
+                    listener,
+                    token,
+                    tls,
+                })
+            }
             None => None,
         };
-        let data_unix = bind_unix("api.socket", &config.socket, config.socket_mode)?;
-        let grpc_unix = bind_unix("api.grpc_socket", &config.grpc_socket, config.socket_mode)?;
+        let (mode, gid) = (config.socket_mode, config.socket_gid);
+        let data_unix = bind_unix("api.socket", &config.socket, mode, gid)?;
+        let grpc_unix = bind_unix("api.grpc_socket", &config.grpc_socket, mode, gid)?;
         Ok(Self {
             data_unix,
             data_unix_path: config.socket.clone(),
@@ -182,6 +225,14 @@ impl ApiListeners {
     /// The health listener's bound address (useful with port 0).
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.health.local_addr().ok()
+    }
+
+    /// The data TCP listener's bound address (tests bind port 0).
+    #[cfg(test)]
+    fn data_tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.data_tcp
+            .as_ref()
+            .and_then(|t| t.listener.local_addr().ok())
     }
 
     /// Serves everything until `ctx.stop` fires; the socket files are removed at the end.
@@ -210,13 +261,27 @@ impl ApiListeners {
                 .instrument(tracing::info_span!("stage", stage = "api")),
             ));
         }
-        if let Some(listener) = self.data_tcp {
-            let (app, stop) = (data, stop.clone());
+        if let Some(tcp) = self.data_tcp {
+            let app = match tcp.token {
+                Some(token) => auth::require(data, token),
+                None => data,
+            };
+            let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                {
+                let served = match tcp.tls {
+                    Some(config) => {
+                        let listener = TlsListener::start(tcp.listener, config, stop.clone());
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                    }
+                    None => {
+                        axum::serve(tcp.listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                    }
+                };
+                if let Err(e) = served {
                     error!(message = "Data API (TCP) stopped.", error = %e);
                 }
             }));

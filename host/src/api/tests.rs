@@ -1,7 +1,7 @@
 //! API tests over real sockets: the data API on a unix socket, the gRPC API with a tonic
 //! client, the health listener, and binding errors.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,5 +343,208 @@ async fn address_in_use_is_refused_naming_the_field() -> TestResult {
         .unwrap_or_default();
     assert!(e.starts_with("api.socket "), "{e}");
     assert!(e.contains("address already in use"), "{e}");
+    Ok(())
+}
+
+/// The test-only TLS files (`tests/fixtures/tls`).
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/tls")
+        .join(name)
+}
+
+/// Binds `config` (its data TCP listener on port 0) and serves an empty view.
+async fn serve_tcp(
+    config: ApiConfig,
+) -> Result<(std::net::SocketAddr, CancellationToken), Box<dyn std::error::Error + Send + Sync>> {
+    let listeners = ApiListeners::bind(&config).await?;
+    let addr = listeners.data_tcp_addr().ok_or("no data TCP listener")?;
+    let stop = CancellationToken::new();
+    let ctx = ApiContext::new(
+        ContainerView::new(Duration::from_secs(120), 8),
+        Arc::new(EventIds::new()),
+        "node-t",
+        EnvValues::Redact,
+        stop.clone(),
+    );
+    listeners.serve(ctx, Arc::new(Health::new()), Arc::new(Registry::default()));
+    Ok((addr, stop))
+}
+
+/// GET `/v1/containers` over `stream` with an optional `Authorization` value; the status.
+async fn get_with<S>(
+    stream: S,
+    authorization: Option<&str>,
+) -> Result<u16, Box<dyn std::error::Error + Send + Sync>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = axum::http::Request::get("/v1/containers").header("host", "localhost");
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let resp = sender
+        .send_request(req.body(Empty::<Bytes>::new())?)
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
+#[tokio::test]
+async fn tcp_listener_with_a_token_answers_401_without_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken-value\n")?;
+    let config = ApiConfig {
+        socket: dir.path().join("api.sock"),
+        grpc_socket: dir.path().join("grpc.sock"),
+        health_listen: "127.0.0.1:0".parse()?,
+        listen: Some("127.0.0.1:0".parse()?),
+        token_file: Some(token),
+        ..ApiConfig::default()
+    };
+    let (addr, stop) = serve_tcp(config).await?;
+    let connect = || tokio::net::TcpStream::connect(addr);
+    assert_eq!(get_with(connect().await?, None).await?, 401);
+    assert_eq!(get_with(connect().await?, Some("Bearer wrong")).await?, 401);
+    assert_eq!(get_with(connect().await?, Some("t0ken-value")).await?, 401);
+    assert_eq!(
+        get_with(connect().await?, Some("Bearer t0ken-value")).await?,
+        200
+    );
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn tcp_listener_beyond_loopback_serves_tls_and_checks_the_token() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken-value")?;
+    let config = ApiConfig {
+        socket: dir.path().join("api.sock"),
+        grpc_socket: dir.path().join("grpc.sock"),
+        health_listen: "127.0.0.1:0".parse()?,
+        listen: Some("0.0.0.0:0".parse()?),
+        token_file: Some(token),
+        tls: Some(ApiTlsConfig {
+            cert_file: tls_fixture("server.pem"),
+            key_file: tls_fixture("server.key"),
+        }),
+        ..ApiConfig::default()
+    };
+    config.validate()?;
+    let (addr, stop) = serve_tcp(config).await?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()));
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::tls::load_certs("ca", &tls_fixture("ca.pem"))? {
+        roots.add(cert)?;
+    }
+    let client = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let tls = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        connector.connect(name.clone(), tcp).await
+    };
+    assert_eq!(get_with(tls().await?, None).await?, 401);
+    assert_eq!(
+        get_with(tls().await?, Some("Bearer t0ken-value")).await?,
+        200
+    );
+
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = get_with(
+        tokio::net::TcpStream::connect(addr).await?,
+        Some("Bearer t0ken-value"),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(15), plain)
+            .await
+            .map_or(true, |r| r.is_err()),
+        "plain HTTP was answered"
+    );
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn unix_sockets_are_0600_and_given_the_configured_group() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // The test's own ids, as the directory it just made carries them.
+    let (own_uid, own_gid) = {
+        let meta = std::fs::metadata(dir.path())?;
+        (meta.uid(), meta.gid())
+    };
+    // Root may give any group; anyone else only one of their own.
+    let gid = if own_uid == 0 { 4242 } else { own_gid };
+    let config = ApiConfig {
+        socket: dir.path().join("api.sock"),
+        grpc_socket: dir.path().join("grpc.sock"),
+        health_listen: "127.0.0.1:0".parse()?,
+        socket_gid: Some(gid),
+        ..ApiConfig::default()
+    };
+    let listeners = ApiListeners::bind(&config).await?;
+    for socket in [&config.socket, &config.grpc_socket] {
+        let meta = std::fs::metadata(socket)?;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{socket:?}");
+        assert_eq!(meta.gid(), gid, "{socket:?}");
+        assert_eq!(meta.uid(), own_uid, "{socket:?}");
+    }
+    drop(listeners);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_token_or_tls_file_stops_the_start_naming_the_field() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "")?;
+    let base = ApiConfig {
+        socket: dir.path().join("api.sock"),
+        grpc_socket: dir.path().join("grpc.sock"),
+        health_listen: "127.0.0.1:0".parse()?,
+        listen: Some("127.0.0.1:0".parse()?),
+        ..ApiConfig::default()
+    };
+    let with_token = ApiConfig {
+        token_file: Some(empty.clone()),
+        ..base.clone()
+    };
+    let e = ApiListeners::bind(&with_token)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e,
+        Some(format!(
+            "api.token_file {}: is empty; write the secret into it; fix the file or the setting",
+            empty.display()
+        ))
+    );
+    let with_tls = ApiConfig {
+        tls: Some(ApiTlsConfig {
+            cert_file: empty.clone(),
+            key_file: tls_fixture("server.key"),
+        }),
+        ..base
+    };
+    let e = ApiListeners::bind(&with_tls)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e,
+        Some(format!(
+            "api.tls.cert_file {}: no PEM certificate in it; fix the file or the setting",
+            empty.display()
+        ))
+    );
     Ok(())
 }

@@ -195,6 +195,74 @@ fn api_listen_must_be_loopback() {
 }
 
 #[test]
+fn api_listen_beyond_loopback_needs_a_token_and_tls() -> TestResult {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tls");
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken")?;
+    let (token, cert, key) = (
+        token.display().to_string(),
+        fixtures.join("server.pem").display().to_string(),
+        fixtures.join("server.key").display().to_string(),
+    );
+    let tls = format!("[api.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n");
+    let token_line = format!("token_file = \"{token}\"\n");
+    let wide = "[api]\nlisten = \"0.0.0.0:7070\"\n";
+    for text in [format!("{wide}{token_line}"), format!("{wide}{tls}")] {
+        let e = err_text(&text);
+        assert!(
+            e.contains("beyond loopback it needs token_file and tls"),
+            "{e}"
+        );
+    }
+    parse(&format!("{wide}{token_line}{tls}"))?.validate()?;
+    // A token alone guards a loopback listener.
+    parse(&format!("[api]\nlisten = \"127.0.0.1:7070\"\n{token_line}"))?.validate()?;
+    Ok(())
+}
+
+#[test]
+fn api_token_and_tls_without_listen_are_refused() {
+    let e = err_text("[api]\ntoken_file = \"/etc/hostname\"\n");
+    assert!(
+        e.starts_with("config field api.token_file = \"set\": applies to the TCP listener only"),
+        "{e}"
+    );
+    let e = err_text("[api.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n");
+    assert!(e.starts_with("config field api.tls = \"set\""), "{e}");
+}
+
+#[test]
+fn api_bad_token_or_certificate_is_refused_by_config_check() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n")?;
+    let e = err_text(&format!(
+        "[api]\nlisten = \"127.0.0.1:7070\"\ntoken_file = \"{}\"\n",
+        empty.display()
+    ));
+    assert_eq!(
+        e,
+        format!(
+            "config field api.token_file = {}: is empty; write the secret into it; fix the path or its permissions",
+            empty.display()
+        )
+    );
+    let e = err_text(&format!(
+        "[api]\nlisten = \"127.0.0.1:7070\"\n[api.tls]\ncert_file = \"{0}\"\nkey_file = \"{0}\"\n",
+        empty.display()
+    ));
+    assert!(
+        e.starts_with(&format!(
+            "config field api.tls.cert_file = {}: no PEM certificate",
+            empty.display()
+        )),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
 fn bad_log_level_is_refused() {
     let e = err_text("[logging]\nlevel = \"loud=[\"\n");
     assert!(e.contains("logging.level"), "{e}");
@@ -507,6 +575,12 @@ fn all_field_paths() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     c.plugins.dir = Some("/p".into());
     c.plugins.cache_dir = Some("/c".into());
     c.api.listen = Some("127.0.0.1:1".parse()?);
+    c.api.socket_gid = Some(1);
+    c.api.token_file = Some("/t".into());
+    c.api.tls = Some(crate::api::ApiTlsConfig {
+        cert_file: "/c".into(),
+        key_file: "/k".into(),
+    });
     let mut http = HttpConfig::with_url("https://x/");
     http.tls = Some(TlsConfig {
         ca_file: Some("/a".into()),

@@ -14,8 +14,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -24,6 +22,7 @@ use super::envelope::Encoded;
 use super::metrics::{DropReason, FailReason, OutputMetrics};
 use super::queue::{EventQueue, OverflowPolicy};
 use super::OutputError;
+use crate::tls::{self, TlsFileError};
 use crate::validate::{check_readable, invalid, FieldError};
 
 /// `type = "http"`.
@@ -256,25 +255,9 @@ fn tls_error(output: &str, field: &str, path: &Path, reason: impl ToString) -> O
     }
 }
 
-fn read_secret(output: &str, field: &str, path: &Path) -> Result<String, OutputError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| tls_error(output, field, path, e))
-}
-
-fn load_certs(
-    output: &str,
-    field: &str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, OutputError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| tls_error(output, field, path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_error(output, field, path, e))?;
-    if certs.is_empty() {
-        return Err(tls_error(output, field, path, "no PEM certificate in it"));
-    }
-    Ok(certs)
+/// A bad TLS or token file, as this output's error.
+fn file_error(output: &str) -> impl Fn(TlsFileError) -> OutputError + '_ {
+    move |e| tls_error(output, &e.field, &e.path, e.problem)
 }
 
 fn tls_config(output: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, OutputError> {
@@ -283,21 +266,19 @@ fn tls_config(output: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, Out
         .ca_file
         .clone()
         .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
-    for cert in load_certs(output, "tls.ca_file", &ca)? {
+    for cert in tls::load_certs("tls.ca_file", &ca).map_err(file_error(output))? {
         roots
             .add(cert)
             .map_err(|e| tls_error(output, "tls.ca_file", &ca, e))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(output, "tls", &ca, e))?
         .with_root_certificates(roots);
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
-            let chain = load_certs(output, "tls.cert_file", cert)?;
-            let key_der = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| tls_error(output, "tls.key_file", key, e))?;
+            let chain = tls::load_certs("tls.cert_file", cert).map_err(file_error(output))?;
+            let key_der = tls::load_key("tls.key_file", key).map_err(file_error(output))?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| tls_error(output, "tls.key_file", key, e))
@@ -327,13 +308,11 @@ impl HttpSender {
             tls_config(name, &config.tls.clone().unwrap_or_default())?
         } else {
             // Plain http: an empty root store is never consulted.
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error(name, "tls", Path::new(""), e))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
+            rustls::ClientConfig::builder_with_provider(tls::provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| tls_error(name, "tls", Path::new(""), e))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
         };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -347,7 +326,7 @@ impl HttpSender {
             HeaderValue::from_static("application/json"),
         )];
         if let Some(path) = &config.bearer_token_file {
-            let token = read_secret(name, "bearer_token_file", path)?;
+            let token = tls::read_secret("bearer_token_file", path).map_err(file_error(name))?;
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|e| tls_error(name, "bearer_token_file", path, e))?;
             headers.push((header::AUTHORIZATION, value));
@@ -355,7 +334,8 @@ impl HttpSender {
         if let (Some(header_name), Some(path)) = (&config.header_name, &config.header_value_file) {
             let key = HeaderName::from_bytes(header_name.as_bytes())
                 .map_err(|e| tls_error(name, "header_name", path, e))?;
-            let value = HeaderValue::from_str(&read_secret(name, "header_value_file", path)?)
+            let secret = tls::read_secret("header_value_file", path).map_err(file_error(name))?;
+            let value = HeaderValue::from_str(&secret)
                 .map_err(|e| tls_error(name, "header_value_file", path, e))?;
             headers.push((key, value));
         }
