@@ -12,9 +12,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cri::{ContainerStatus, CriState, SandboxSummary};
 use crate::liveness::{HostRoot, Liveness};
 use crate::record::{ContainerRecord, ContainerState, K8sInfo, Mount, Timestamp};
+use crate::runtime::cri::{ContainerStatus, CriState, SandboxSummary};
 
 /// The log format of every CRI runtime's container logs.
 pub const CRI_LOG_FORMAT: &str = "cri";

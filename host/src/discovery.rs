@@ -10,7 +10,7 @@
 //! form behind `gannet list`.
 //!
 //! `sync_mode` picks how changes are learnt. In `events` (the default, containerd only) the
-//! loop starts a [`crate::runtime_events::EventSource`] at its first connect; its
+//! loop starts a [`crate::runtime::events::EventSource`] at its first connect; its
 //! [`Nudge`]s mark containers dirty with what CRI should show ([`Expect`]), and a fetch
 //! re-tries with a short backoff until CRI agrees (the start race) or [`AGREE_WAIT`]
 //! ends; a broken stream ends in a full resync. A pod newer than the last list is looked
@@ -32,15 +32,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::containerd::NativeClient;
 use crate::convert::{build_record, find_rootfs, parse_verbose_info, RecordSource};
-use crate::cri::{
+use crate::liveness::{HostRoot, Liveness, LivenessChecker};
+use crate::record::{ContainerRecord, ContainerState};
+use crate::runtime::containerd::NativeClient;
+use crate::runtime::cri::{
     resolve_socket, ContainerSummary, CriClient, CriError, CriState, SandboxSummary,
     FULL_FETCH_TIMEOUT, SOCKET_ENV,
 };
-use crate::liveness::{HostRoot, Liveness, LivenessChecker};
-use crate::record::{ContainerRecord, ContainerState};
-use crate::runtime_events::EventSource;
+use crate::runtime::events::{EventSource, Expect, Nudge};
 use crate::table::{ContainerEvent, ContainerTable, Generation};
 use crate::validate::{invalid, FieldError};
 
@@ -156,45 +156,6 @@ impl std::str::FromStr for SyncMode {
             }),
         }
     }
-}
-
-/// What a runtime event says CRI will show once it catches up (the start race): the
-/// loop re-fetches with a short backoff until CRI agrees or a bounded wait ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Expect {
-    /// Nothing in particular: fetch once.
-    #[default]
-    Any,
-    /// `/tasks/start`: RUNNING with a pid.
-    Running,
-    /// `/tasks/exit`: EXITED. After the bounded wait, a dead pid is taken as exited with
-    /// this code.
-    Exited {
-        /// The exit status the event carried.
-        exit_code: i32,
-        /// The exit time the event carried (nanoseconds since the epoch, 0 when absent).
-        exited_at_nanos: i64,
-    },
-}
-
-/// A message to the loop from the event source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Nudge {
-    /// Fetch this container now (an unknown id is fetched and added if it runs).
-    Fetch {
-        /// The container id.
-        id: String,
-        /// What CRI should show.
-        expect: Expect,
-    },
-    /// Events may have been missed (the stream broke): run a full sync now.
-    Resync,
-    /// The kernel OOM-killed a process of this container (`/tasks/oom`): its exit, when
-    /// it comes, reads `OOMKilled`, as CRI reports it. Sent before the id's fetch nudge.
-    OomKilled {
-        /// The container id.
-        id: String,
-    },
 }
 
 impl Default for Config {
@@ -391,18 +352,6 @@ fn exited_from_event(record: &mut ContainerRecord, exit_code: i32, exited_at_nan
 fn oom_killed_reason(record: &mut ContainerRecord, oom_killed: bool) {
     if oom_killed && record.state == ContainerState::Exited {
         record.reason = Some(OOM_KILLED_REASON.to_owned());
-    }
-}
-
-impl Expect {
-    /// Whether `record` shows what the event announced.
-    fn agrees(self, record: &ContainerRecord) -> bool {
-        let exited = record.state == ContainerState::Exited && record.exit_code.is_some();
-        match self {
-            Self::Any => true,
-            Self::Running => (record.state == ContainerState::Running && record.pid > 0) || exited,
-            Self::Exited { .. } => exited,
-        }
     }
 }
 
@@ -1406,13 +1355,13 @@ impl Runner {
     async fn send(&self, events: Vec<ContainerEvent>, cancel: &CancellationToken) -> Flow {
         if !events.is_empty() {
             if let Ok(table) = self.table.read() {
-                crate::runtime_metrics::containers_by_state(
+                crate::runtime::metrics::containers_by_state(
                     table.records().iter().map(|r| r.state),
                 );
             }
         }
         for event in events {
-            crate::runtime_metrics::lifecycle_event(event.lifecycle);
+            crate::runtime::metrics::lifecycle_event(event.lifecycle);
             debug!(
                 message = "Container lifecycle event.",
                 lifecycle = %event.lifecycle,

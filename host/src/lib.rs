@@ -10,14 +10,11 @@ pub(crate) mod tls;
 pub(crate) mod toml_doc;
 pub(crate) mod validate;
 
-// Discovery: runtime clients, conversion, the table and the sync loop.
-pub mod containerd;
+// Discovery: the runtime clients, conversion, the table and the sync loop.
 pub(crate) mod convert;
-pub mod cri;
 pub mod discovery;
 pub(crate) mod liveness;
-pub mod runtime_events;
-pub mod runtime_metrics;
+pub mod runtime;
 pub mod table;
 
 pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};

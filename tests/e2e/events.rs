@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use gannet::discovery::{Config, Expect, Nudge};
-use gannet::runtime_events::EventSource;
+use gannet::discovery::Config;
+use gannet::runtime::events::EventSource;
+use gannet::runtime::events::{Expect, Nudge};
 use gannet::{ContainerState, Lifecycle};
 use k8s_cri::v1::ContainerState as CriState;
 use tokio::sync::mpsc;

@@ -529,7 +529,7 @@ async fn measure_sync(lab: &Containerd, reps: usize, expected: usize) -> Result<
         ..Config::default()
     };
     let gannet = FullSync::connect(&config).await?;
-    let channel = gannet::cri::connect_channel(&lab.socket()).await?;
+    let channel = gannet::runtime::cri::connect_channel(&lab.socket()).await?;
     let reference = RuntimeServiceClient::new(channel);
     // The first Gannet sync also asks the snapshot service for every upperdir (cached
     // for the container's life afterwards); it is reported on its own.

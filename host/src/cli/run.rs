@@ -208,7 +208,7 @@ async fn agent(
     log_reload: LogReload,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::default();
-    crate::runtime_metrics::RuntimeMetrics::install(&mut registry);
+    crate::runtime::metrics::RuntimeMetrics::install(&mut registry);
     let metrics = Arc::new(OutputMetrics::register(&mut registry));
     // Bind and open everything that can fail on bad input before discovery starts.
     let listeners = ApiListeners::bind(&config.api).await?;

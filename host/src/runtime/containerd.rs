@@ -4,7 +4,7 @@
 //! snapshot, from which it hands on the overlay `upperdir`. Every call carries the
 //! `containerd-namespace: k8s.io` header (CRI's namespace) and the per-call timeout. It
 //! also opens the event stream (`Events.Subscribe`) and tells containers from sandboxes
-//! (`Containers.Get`, the `io.cri-containerd.kind` label) for [`crate::runtime_events`].
+//! (`Containers.Get`, the `io.cri-containerd.kind` label) for [`crate::runtime::events`].
 //! It never talks CRI and keeps no cache (the upperdir and kind caches belong to their
 //! users).
 
@@ -16,7 +16,7 @@ use containerd_client::services::v1::{GetContainerRequest, SubscribeRequest};
 use containerd_client::types::Envelope;
 use tonic::transport::Channel;
 
-use crate::cri::{CALL_TIMEOUT, MAX_MESSAGE_BYTES};
+use crate::runtime::cri::{CALL_TIMEOUT, MAX_MESSAGE_BYTES};
 
 /// The containerd namespace CRI objects live in.
 pub const CRI_NAMESPACE: &str = "k8s.io";

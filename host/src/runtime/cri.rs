@@ -374,7 +374,7 @@ async fn timed<T>(
         Ok(Err(_)) => Some("rpc"),
         Ok(Ok(_)) => None,
     };
-    crate::runtime_metrics::rpc_finished(call, started.elapsed(), error);
+    crate::runtime::metrics::rpc_finished(call, started.elapsed(), error);
     match result {
         Err(_) => Err(CriError::Timeout { call, timeout }),
         Ok(Err(status)) => Err(CriError::Rpc {
