@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use gannet::discovery::{Config, Discovery, SharedTable, SyncMode};
+use gannet::runtime::events::{Expect, Nudge};
 use gannet::table::ContainerEvent;
 use gannet::{ContainerState, Lifecycle};
 use k8s_cri::v1::ContainerState as CriState;
@@ -34,7 +35,7 @@ pub(crate) struct LoopUnderTest {
     pub(crate) events: Arc<Mutex<Vec<ContainerEvent>>>,
     ready: watch::Receiver<bool>,
     pub(crate) table: SharedTable,
-    dirty: mpsc::Sender<String>,
+    nudges: mpsc::Sender<Nudge>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,7 +55,7 @@ impl LoopUnderTest {
     /// Starts the loop with `config`.
     pub(crate) fn start_with(config: Config) -> Self {
         let discovery = Discovery::new(config);
-        let dirty = discovery.dirty_sender();
+        let nudges = discovery.nudge_sender();
         let ready = discovery.readiness();
         let table = discovery.table();
         let (tx, mut rx) = mpsc::channel(EVENT_BUFFER);
@@ -77,7 +78,7 @@ impl LoopUnderTest {
             events,
             ready,
             table,
-            dirty,
+            nudges,
             cancel,
             task,
         }
@@ -667,7 +668,7 @@ fn list_as_an_unprivileged_user_reports_permission_denied() -> Result<()> {
     Ok(())
 }
 
-/// The hook for runtime events: an id sent to the dirty sender is fetched at once, long
+/// A fetch nudge, as the event source sends it, is fetched at once, even in poll mode, long
 /// before the next periodic sync.
 #[tokio::test]
 async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Result<()> {
@@ -699,7 +700,13 @@ async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Res
         running.events_for(&web.id).is_empty(),
         "seen before being marked dirty"
     );
-    running.dirty.send(web.id.clone()).await?;
+    running
+        .nudges
+        .send(Nudge::Fetch {
+            id: web.id.clone(),
+            expect: Expect::Any,
+        })
+        .await?;
     let added = running.wait_event(&web.id, Lifecycle::Added).await?;
     ensure!(
         added.record.state == ContainerState::Running,
@@ -719,7 +726,13 @@ async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Res
     cri.kill_9(&web).await?;
     cri.wait_state(&web, CriState::ContainerExited, TIMEOUT)
         .await?;
-    running.dirty.send(web.id.clone()).await?;
+    running
+        .nudges
+        .send(Nudge::Fetch {
+            id: web.id.clone(),
+            expect: Expect::Any,
+        })
+        .await?;
     let removed = running.wait_event(&web.id, Lifecycle::Removed).await?;
     ensure!(
         removed.record.exit_code == Some(137),

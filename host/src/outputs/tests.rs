@@ -262,7 +262,9 @@ async fn http_batches_and_retries_429_honouring_retry_after() -> TestResult {
         gap >= Duration::from_millis(900),
         "Retry-After: 1 honoured, gap {gap:?}"
     );
-    assert_eq!(sent(&metrics, "default"), 3);
+    // The sender counts a batch once the receiver's answer is read, just after the
+    // receiver has recorded it.
+    wait_for("3 sent counted", || sent(&metrics, "default") == 3).await?;
     assert_eq!(dropped(&metrics, "default", DropReason::rejected), 0);
     outputs.shutdown(Duration::from_secs(5)).await;
     Ok(())
@@ -277,8 +279,7 @@ async fn http_retries_5xx_and_drops_and_counts_400() -> TestResult {
         OutputConfig::Http(http(&format!("http://{addr}/events"), 1)),
     )]);
     let (outputs, metrics) = build(&c)?;
-    // First batch: 503, 500, then... the 400 goes to the retry of batch one? No: the
-    // script is consumed in order, so batch one sees 503, 500, 400 (dropped).
+    // The script is consumed in order: the first batch sees 503, 500, then 400 (dropped).
     outputs.send(Lifecycle::Added, &record("first"), &[]).await;
     wait_for("the 400", || {
         dropped(&metrics, "default", DropReason::rejected) == 1
@@ -288,7 +289,7 @@ async fn http_retries_5xx_and_drops_and_counts_400() -> TestResult {
     wait_for("second", || rx.ids().len() == 1).await?;
     assert_eq!(rx.ids(), ["second"]);
     assert_eq!(rx.attempt_times().len(), 4);
-    assert_eq!(sent(&metrics, "default"), 1);
+    wait_for("1 sent counted", || sent(&metrics, "default") == 1).await?;
     assert_eq!(
         metrics
             .failed

@@ -1,0 +1,581 @@
+//! The discovery loop: from the runtime socket to lifecycle events.
+//!
+//! Owns the sync policy: a full fetch at start, an incremental sync every
+//! `sync_period_secs` (list calls only; verbose status is fetched just for containers that
+//! are new or whose cheap fingerprint changed), a full resync every `resync_period_secs`,
+//! the reference's history rules, one fetch in flight per container with a generation,
+//! bounded concurrent fetches, and reconnecting after runtime errors. It hands on
+//! [`ContainerEvent`]s through a bounded channel, a readiness `watch`, and a shared view of
+//! the [`ContainerTable`]. [`discover_once`] is the one-shot form behind `gannet list`.
+//!
+//! `sync_mode` picks how changes are learnt. In `events` (the default, containerd only) the
+//! loop starts a [`crate::runtime::events::EventSource`] at its first connect; its
+//! [`Nudge`]s mark containers dirty with what CRI should show ([`Expect`]), and a fetch
+//! re-tries with a short backoff until CRI agrees (the start race) or a bounded wait ends;
+//! a broken stream ends in a full resync. A pod newer than the last list is looked up with
+//! one ListPodSandbox from the fetch itself. The periodic list stays as the safety net.
+//! `poll` is the reference: the periodic list and one fetch at a time.
+//!
+//! The jobs, one module each: [`config`] (the `[runtime]` section), `fetch` (one
+//! container), `full_sync` (every container once), `state` (what the loop tracks between
+//! syncs), `dirs` (the one cache of upper and rootfs dirs) and this module (the loop).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+mod config;
+mod dirs;
+mod error;
+mod fetch;
+mod full_sync;
+mod state;
+
+pub use config::{
+    Config, SyncMode, MAX_CONCURRENT_FETCHES, MAX_EVENT_FETCH_RATE_PER_SEC, STATE_DIR_ENV,
+};
+pub use error::DiscoveryError;
+pub use fetch::OOM_KILLED_REASON;
+pub use full_sync::{discover_once, FullSync};
+pub use state::SyncState;
+
+use fetch::{FetchContext, Fetched};
+use state::{fingerprint, list_runtime, Listed};
+
+use crate::liveness::Liveness;
+use crate::record::ContainerState;
+use crate::runtime::cri::{ContainerSummary, CriError, CriState, SandboxSummary};
+use crate::runtime::events::{EventSource, Expect, Nudge};
+use crate::table::{ContainerEvent, ContainerTable, Generation};
+
+/// First wait after a runtime error; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Nudges from the event source waiting for the loop: the event source coalesces before
+/// this channel, so a small buffer suffices; when full the dispatcher waits (its pending set
+/// keeps coalescing) and the reader is never blocked.
+const NUDGE_BUFFER: usize = 256;
+/// How long a removed container's final record stays in the table, so that a fetch
+/// started before the removal cannot bring it back. Not a setting: it only has to
+/// outlast the slowest fetch (60 s).
+const REMOVED_RETENTION: Duration = Duration::from_secs(120);
+
+/// A shared, read-only view of the container table (for the local API).
+pub type SharedTable = Arc<RwLock<ContainerTable>>;
+
+/// Result of one fetch task.
+struct FetchOutcome {
+    id: String,
+    generation: Generation,
+    result: Result<Fetched, CriError>,
+}
+
+/// The discovery loop. Build with [`Discovery::new`], take readiness and the table view,
+/// then [`Discovery::run`] it.
+pub struct Discovery {
+    config: Config,
+    ready: watch::Sender<bool>,
+    table: SharedTable,
+    nudge_tx: mpsc::Sender<Nudge>,
+    nudge_rx: mpsc::Receiver<Nudge>,
+}
+
+impl Discovery {
+    /// A loop for `config` (not started).
+    pub fn new(config: Config) -> Self {
+        let table = ContainerTable::new(REMOVED_RETENTION);
+        let (ready, _) = watch::channel(false);
+        let (nudge_tx, nudge_rx) = mpsc::channel(NUDGE_BUFFER);
+        Self {
+            config,
+            ready,
+            table: Arc::new(RwLock::new(table)),
+            nudge_tx,
+            nudge_rx,
+        }
+    }
+
+    /// A sender of [`Nudge`]s, as the event source sends them: fetch a container now (an
+    /// unknown id is fetched and added if it runs; one the loop finished with is skipped),
+    /// or resync. In `events` mode the loop starts its own event source; this is for tests
+    /// and other sources.
+    pub fn nudge_sender(&self) -> mpsc::Sender<Nudge> {
+        self.nudge_tx.clone()
+    }
+
+    /// Readiness: `true` once the first full sync is done and while the runtime answers.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// A read-only view of the table (live records and recently removed ones).
+    pub fn table(&self) -> SharedTable {
+        Arc::clone(&self.table)
+    }
+
+    /// Runs until `cancel` fires or `events`' receiver is dropped, sending every lifecycle
+    /// event on `events`. Runtime errors are logged and retried with backoff (the loop
+    /// reconnects and resyncs when the runtime returns); they never end the loop.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::InvalidConfig`] before starting.
+    pub async fn run(
+        self,
+        events: mpsc::Sender<ContainerEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), DiscoveryError> {
+        self.config.validate()?;
+        // Poll mode is the reference: one fetch at a time.
+        let concurrency = match self.config.sync_mode {
+            SyncMode::Events => self.config.max_concurrent_fetches,
+            SyncMode::Poll => 1,
+        };
+        let mut runner = Runner {
+            config: self.config,
+            ready: self.ready,
+            table: self.table,
+            nudges: self.nudge_rx,
+            nudge_tx: self.nudge_tx,
+            events,
+            state: SyncState::new(),
+            ctx: None,
+            fetches: JoinSet::new(),
+            limit: Arc::new(Semaphore::new(concurrency)),
+            warned_not_containerd: false,
+            first_full_done: false,
+            warned_poll_fallback: false,
+            event_source: None,
+        };
+        runner.run(cancel.clone()).await;
+        if let Some((source_cancel, task)) = runner.event_source.take() {
+            source_cancel.cancel();
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+/// The running loop.
+struct Runner {
+    config: Config,
+    ready: watch::Sender<bool>,
+    table: SharedTable,
+    nudges: mpsc::Receiver<Nudge>,
+    /// Handed to the event source when it starts.
+    nudge_tx: mpsc::Sender<Nudge>,
+    events: mpsc::Sender<ContainerEvent>,
+    state: SyncState,
+    ctx: Option<FetchContext>,
+    fetches: JoinSet<FetchOutcome>,
+    limit: Arc<Semaphore>,
+    warned_not_containerd: bool,
+    first_full_done: bool,
+    warned_poll_fallback: bool,
+    /// The running event source (`events` mode on containerd), started at first connect.
+    event_source: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+/// Whether the loop should keep going.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Runner {
+    async fn run(&mut self, cancel: CancellationToken) {
+        let mut backoff = MIN_BACKOFF;
+        let mut next_sync = tokio::time::Instant::now();
+        let mut next_full = tokio::time::Instant::now();
+        // The list calls run in their own task, so a slow runtime never stalls fetch
+        // results or events; at most one list is in flight.
+        let mut listing: JoinSet<Listed> = JoinSet::new();
+        // A sync asked for while a list was in flight (`Some(full)`): runs right after it.
+        let mut requested: Option<bool> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                Some(joined) = self.fetches.join_next(), if !self.fetches.is_empty() => {
+                    let Ok(outcome) = joined else { continue };
+                    if let Flow::Stop = self.on_fetched(outcome, &cancel).await {
+                        break;
+                    }
+                }
+                Some(nudge) = self.nudges.recv() => {
+                    if self.on_nudge(nudge) {
+                        // Missed events: a full sync now.
+                        next_sync = tokio::time::Instant::now();
+                        next_full = next_sync;
+                        if !listing.is_empty() {
+                            requested = Some(true);
+                        }
+                    }
+                }
+                Some(joined) = listing.join_next(), if !listing.is_empty() => {
+                    let Ok(listed) = joined else { continue };
+                    let (full, started) = (listed.full, listed.started);
+                    self.warned_not_containerd = listed.warned_not_containerd;
+                    let result = match listed.result {
+                        Ok((ctx, containers, sandboxes)) => {
+                            if self.ctx.is_none() {
+                                self.ctx = Some(ctx.clone());
+                                self.start_event_source(&cancel);
+                            }
+                            Ok(self.apply_lists(full, &ctx, containers, sandboxes, &cancel).await)
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match result {
+                        Ok(Flow::Stop) => break,
+                        Ok(Flow::Continue) => {
+                            backoff = MIN_BACKOFF;
+                            if full {
+                                next_full = started + self.config.resync_period_secs;
+                            }
+                            next_sync = tokio::time::Instant::now() + self.config.sync_period_secs;
+                        }
+                        Err(error) => {
+                            warn!(message = "Runtime sync failed; retrying.", %error, retry_in = ?backoff);
+                            self.ctx = None;
+                            self.set_ready(false);
+                            next_sync = tokio::time::Instant::now() + backoff;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                    if let Some(full) = requested.take() {
+                        next_sync = next_sync.min(tokio::time::Instant::now());
+                        if full {
+                            next_full = next_sync;
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_sync), if listing.is_empty() => {
+                    let started = tokio::time::Instant::now();
+                    let full = started >= next_full || self.ctx.is_none();
+                    let (config, ctx) = (self.config.clone(), self.ctx.clone());
+                    let warned = self.warned_not_containerd;
+                    listing.spawn(list_runtime(config, ctx, warned, full, started));
+                }
+            }
+        }
+        listing.abort_all();
+        self.fetches.abort_all();
+        self.set_ready(false);
+    }
+
+    /// One sync from fresh lists: fingerprints, removals, fetch scheduling.
+    async fn apply_lists(
+        &mut self,
+        full: bool,
+        ctx: &FetchContext,
+        containers: Vec<ContainerSummary>,
+        sandboxes: Vec<SandboxSummary>,
+        cancel: &CancellationToken,
+    ) -> Flow {
+        self.state.sandboxes = Arc::new(sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect());
+        let sandboxes = Arc::clone(&self.state.sandboxes);
+        let mut listed: HashSet<&str> = HashSet::with_capacity(containers.len());
+        let mut events = Vec::new();
+        for c in &containers {
+            listed.insert(&c.id);
+            let state = c.state();
+            let sandbox = sandboxes.get(&c.sandbox_id);
+            let known = self.state.tracked.contains_key(&c.id);
+            if !known {
+                if self.state.history.contains(&c.id) {
+                    continue;
+                }
+                match state {
+                    CriState::Running => {}
+                    CriState::Exited if c.created_at >= self.state.started_at_nanos => {}
+                    CriState::Exited => {
+                        // Exited before Gannet started: ignored, never fetched.
+                        self.state.history.insert(c.id.clone());
+                        continue;
+                    }
+                    CriState::Created | CriState::Unknown => continue,
+                }
+                self.state.mark_dirty(&c.id, &c.sandbox_id);
+                if let Some(t) = self.state.tracked.get_mut(&c.id) {
+                    t.fingerprint = fingerprint(c, sandbox, None);
+                }
+                continue;
+            }
+            let liveness = self.table_liveness(ctx, &c.id);
+            let fp = fingerprint(c, sandbox, liveness);
+            let changed = self
+                .state
+                .tracked
+                .get(&c.id)
+                .is_none_or(|t| t.fingerprint != fp);
+            if changed || full {
+                self.state.mark_dirty(&c.id, &c.sandbox_id);
+                if let Some(t) = self.state.tracked.get_mut(&c.id) {
+                    t.fingerprint = fp;
+                }
+            }
+        }
+        // Vanished: tracked but no longer listed.
+        let vanished: Vec<String> = self
+            .state
+            .tracked
+            .keys()
+            .filter(|id| !listed.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in vanished {
+            let generation = self.state.generation();
+            let removed = self.table_write(|t| t.remove(&id, generation));
+            events.extend(removed);
+            self.state.forget(&id);
+        }
+        if full {
+            let listed_ids: HashSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
+            self.state.history.retain(|id| listed_ids.contains(id));
+        }
+        self.table_write(|t| t.sweep(Instant::now()));
+        self.start_fetches(ctx);
+        if let Flow::Stop = self.send(events, cancel).await {
+            return Flow::Stop;
+        }
+        if full && !self.first_full_done {
+            self.first_full_done = true;
+        }
+        if self.first_full_done {
+            self.set_ready(true);
+        }
+        Flow::Continue
+    }
+
+    /// A [`Nudge`] from the event source. Returns true when a full sync is wanted now.
+    /// A fetch nudge marks the container dirty with its expectation (an unknown id is
+    /// tracked from here; one the loop finished with is skipped).
+    fn on_nudge(&mut self, nudge: Nudge) -> bool {
+        match nudge {
+            Nudge::Resync => true,
+            Nudge::OomKilled { id } => {
+                // The id's fetch nudge follows; only a container still tracked (or new)
+                // can take the fact. One already removed keeps the reason it was sent with.
+                if let Some(t) = self.state.tracked.get_mut(&id) {
+                    t.oom_killed = true;
+                } else if !self.state.history.contains(&id) {
+                    self.state.mark_dirty_expecting(&id, "", Expect::Any);
+                    if let Some(t) = self.state.tracked.get_mut(&id) {
+                        t.oom_killed = true;
+                    }
+                }
+                false
+            }
+            Nudge::Fetch { id, expect } => {
+                if !self.state.tracked.contains_key(&id) && self.state.history.contains(&id) {
+                    // Finished with (exited and removed, or ignored). A restart in place
+                    // (same id) is not something CRI does; the list would catch it.
+                    return false;
+                }
+                self.state.mark_dirty_expecting(&id, "", expect);
+                if let Some(ctx) = self.ctx.clone() {
+                    self.start_fetches(&ctx);
+                }
+                false
+            }
+        }
+    }
+
+    /// Starts the event source once, in `events` mode on containerd; otherwise warns once
+    /// and stays with polling.
+    fn start_event_source(&mut self, cancel: &CancellationToken) {
+        if self.event_source.is_some() || self.config.sync_mode != SyncMode::Events {
+            return;
+        }
+        let Some(ctx) = &self.ctx else { return };
+        let runtime = &ctx.cri.runtime_version().runtime_name;
+        if runtime != "containerd" {
+            if !self.warned_poll_fallback {
+                warn!(
+                    message = "Runtime is not containerd; sync_mode events falls back to poll.",
+                    runtime = %runtime,
+                );
+                self.warned_poll_fallback = true;
+                self.limit = Arc::new(Semaphore::new(1));
+            }
+            return;
+        }
+        let source = EventSource::new(
+            ctx.cri.socket().to_path_buf(),
+            self.config.event_fetch_rate_per_sec,
+        );
+        let source_cancel = cancel.child_token();
+        let task = tokio::spawn(source.run(self.nudge_tx.clone(), source_cancel.clone()));
+        self.event_source = Some((source_cancel, task));
+    }
+
+    /// Publishes readiness, waking watchers only on a change.
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
+    }
+
+    /// Liveness of a live container's pid, from the record the table holds.
+    fn table_liveness(&self, ctx: &FetchContext, id: &str) -> Option<Liveness> {
+        let table = self.table.read().ok()?;
+        let record = table.get(id)?;
+        let started = record.started.map(|t| t.unix_nanos).unwrap_or(0);
+        Some(ctx.liveness.check(record.pid, started))
+    }
+
+    fn table_write<T: Default>(&self, f: impl FnOnce(&mut ContainerTable) -> T) -> T {
+        match self.table.write() {
+            Ok(mut t) => f(&mut t),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Starts a fetch for every dirty container without one in flight.
+    fn start_fetches(&mut self, ctx: &FetchContext) {
+        let dirty: Vec<String> = self.state.dirty.iter().cloned().collect();
+        for id in dirty {
+            let Some(t) = self.state.tracked.get_mut(&id) else {
+                self.state.dirty.remove(&id);
+                continue;
+            };
+            if t.in_flight.is_some() {
+                continue;
+            }
+            self.state.dirty.remove(&id);
+            let generation = t.wanted;
+            t.in_flight = Some(generation);
+            let expect = std::mem::take(&mut t.expect);
+            let oom_killed = t.oom_killed;
+            let sandbox_id = t.sandbox_id.clone();
+            let sandboxes = Arc::clone(&self.state.sandboxes);
+            let cached = self.state.dirs.get(&id);
+            let (ctx, limit) = (ctx.clone(), Arc::clone(&self.limit));
+            self.fetches.spawn(async move {
+                let result = ctx
+                    .fetch_agreeing(
+                        &limit,
+                        expect,
+                        oom_killed,
+                        &sandbox_id,
+                        &id,
+                        sandboxes,
+                        cached,
+                    )
+                    .await;
+                FetchOutcome {
+                    id,
+                    generation,
+                    result,
+                }
+            });
+        }
+    }
+
+    /// Applies one fetch result to the table and sends its events.
+    async fn on_fetched(&mut self, outcome: FetchOutcome, cancel: &CancellationToken) -> Flow {
+        let FetchOutcome {
+            id,
+            generation,
+            result,
+        } = outcome;
+        let Some(t) = self.state.tracked.get_mut(&id) else {
+            // Forgotten while in flight (vanished): the result is stale.
+            return Flow::Continue;
+        };
+        if t.in_flight == Some(generation) {
+            t.in_flight = None;
+        }
+        let mut events = Vec::new();
+        match result {
+            Ok(fetched) => {
+                if let Some(fresh) = fetched.sandboxes {
+                    self.state.sandboxes = fresh;
+                }
+                let record = fetched.record;
+                let dead_but_cri_running =
+                    record.state == ContainerState::Exited && record.exit_code.is_none();
+                if matches!(
+                    record.state,
+                    ContainerState::Unknown | ContainerState::Created
+                ) {
+                    // Not started yet (a create event), or the runtime cannot tell (just
+                    // after its restart): keep the last record, if any. The change to
+                    // RUNNING or EXITED changes the fingerprint and fetches again.
+                    debug!(message = "Container not running or exited yet; keeping its last record.", container_id = %id, state = %record.state);
+                } else if dead_but_cri_running && !t.suspect_dead {
+                    // CRI has not noticed the exit yet (or the pid was reused): look again
+                    // next sync before removing, so the removal carries the exit code.
+                    t.suspect_dead = true;
+                    t.fingerprint = 0;
+                } else {
+                    t.suspect_dead = false;
+                    let terminal = record.state == ContainerState::Exited;
+                    self.state.dirs.remember(&id, &fetched.dirs);
+                    events = self.table_write(|table| table.apply(record, generation));
+                    self.state.history.insert(id.clone());
+                    if terminal {
+                        self.state.forget(&id);
+                    }
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                let generation = self.state.generation();
+                events.extend(self.table_write(|table| table.remove(&id, generation)));
+                self.state.history.insert(id.clone());
+                self.state.forget(&id);
+            }
+            Err(error) => {
+                warn!(message = "Container status fetch failed; will retry next sync.", container_id = %id, %error);
+                t.fingerprint = 0;
+            }
+        }
+        // A newer wish arrived while this fetch ran: fetch again.
+        if let Some(t) = self.state.tracked.get(&id) {
+            if t.in_flight.is_none() && t.wanted > generation {
+                self.state.dirty.insert(id.clone());
+            }
+        }
+        if let Some(ctx) = self.ctx.clone() {
+            self.start_fetches(&ctx);
+        }
+        self.send(events, cancel).await
+    }
+
+    async fn send(&self, events: Vec<ContainerEvent>, cancel: &CancellationToken) -> Flow {
+        if !events.is_empty() {
+            if let Ok(table) = self.table.read() {
+                crate::runtime::metrics::containers_by_state(
+                    table.records().iter().map(|r| r.state),
+                );
+            }
+        }
+        for event in events {
+            crate::runtime::metrics::lifecycle_event(event.lifecycle);
+            debug!(
+                message = "Container lifecycle event.",
+                lifecycle = %event.lifecycle,
+                container_id = %event.record.id,
+            );
+            tokio::select! {
+                () = cancel.cancelled() => return Flow::Stop,
+                sent = self.events.send(event) => if sent.is_err() {
+                    warn!(message = "Discovery event receiver dropped; stopping discovery.");
+                    return Flow::Stop;
+                },
+            }
+        }
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests;

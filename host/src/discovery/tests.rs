@@ -1,0 +1,296 @@
+//! Discovery tests: the config, expectations, the fingerprint, the dirty set, and the
+//! loop's handlers driven directly.
+
+use std::collections::HashMap;
+
+use super::fetch::{exited_from_event, oom_killed_reason};
+use super::*;
+use crate::record::ContainerRecord;
+
+impl Runner {
+    /// A loop that is not running (no runtime), to drive its handlers directly.
+    fn for_tests() -> Self {
+        let d = Discovery::new(Config::default());
+        let (events, _) = mpsc::channel(1);
+        Runner {
+            config: d.config,
+            ready: d.ready,
+            table: d.table,
+            nudges: d.nudge_rx,
+            nudge_tx: d.nudge_tx,
+            events,
+            state: SyncState::new(),
+            ctx: None,
+            fetches: JoinSet::new(),
+            limit: Arc::new(Semaphore::new(1)),
+            warned_not_containerd: false,
+            first_full_done: false,
+            warned_poll_fallback: false,
+            event_source: None,
+        }
+    }
+}
+
+#[test]
+fn config_defaults_match_the_documented_values() {
+    let c = Config::default();
+    assert_eq!(c.sync_period_secs, Duration::from_secs(3));
+    assert_eq!(c.resync_period_secs, Duration::from_secs(300));
+    assert_eq!(c.shutdown_grace_period_secs, Duration::from_secs(10));
+    assert!(c.validate().is_ok());
+}
+
+#[test]
+fn config_parses_from_toml_and_rejects_unknown_keys() -> Result<(), Box<dyn std::error::Error>> {
+    let c: Config = toml::from_str(
+        "socket = \"/x.sock\"\nsync_period_secs = 5\npid_start_tolerance_ms = 500\nmax_concurrent_fetches = 4\n",
+    )?;
+    assert_eq!(c.socket.as_deref(), Some(std::path::Path::new("/x.sock")));
+    assert_eq!(c.sync_period_secs, Duration::from_secs(5));
+    assert_eq!(c.pid_start_tolerance_ms, Duration::from_millis(500));
+    assert_eq!(
+        c.resync_period_secs,
+        Duration::from_secs(300),
+        "unset keys keep defaults"
+    );
+    let err = toml::from_str::<Config>("sync_period = 5")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("unknown field `sync_period`"), "{err}");
+    let err = toml::from_str::<Config>("socket_flag = \"/y\"")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("unknown field"),
+        "the flag is not a file key: {err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn out_of_bounds_values_are_rejected_with_the_field_and_the_fix() {
+    let err = |c: Config| {
+        c.validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        err(Config {
+            max_concurrent_fetches: 0,
+            ..Config::default()
+        }),
+        "config field max_concurrent_fetches = \"0\": must be from 1 to 256 (the default is 16)"
+    );
+    assert_eq!(
+        err(Config {
+            sync_period_secs: Duration::ZERO,
+            ..Config::default()
+        }),
+        "config field sync_period_secs = \"0\": must be at least 1 (the default is 3)"
+    );
+    assert_eq!(
+        err(Config {
+            resync_period_secs: Duration::from_secs(2),
+            ..Config::default()
+        }),
+        "config field resync_period_secs = \"2\": must be at least sync_period_secs (3): a full resync is also a sync (the default is 300)"
+    );
+}
+
+#[test]
+fn sync_mode_defaults_to_events_and_parses_poll() -> Result<(), Box<dyn std::error::Error>> {
+    assert_eq!(Config::default().sync_mode, SyncMode::Events);
+    assert_eq!(Config::default().event_fetch_rate_per_sec, 200);
+    let c: Config = toml::from_str("sync_mode = \"poll\"\nevent_fetch_rate_per_sec = 50\n")?;
+    assert_eq!(c.sync_mode, SyncMode::Poll);
+    assert_eq!(c.event_fetch_rate_per_sec, 50);
+    assert!(toml::from_str::<Config>("sync_mode = \"push\"").is_err());
+    assert_eq!("events".parse::<SyncMode>()?, SyncMode::Events);
+    let err = "Poll"
+        .parse::<SyncMode>()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(err, "sync mode \"Poll\" is not known; use events or poll");
+    assert_eq!(SyncMode::Poll.to_string(), "poll");
+    Ok(())
+}
+
+fn record(state: ContainerState, pid: u32, exit_code: Option<i32>) -> ContainerRecord {
+    ContainerRecord {
+        state,
+        pid,
+        exit_code,
+        ..ContainerRecord::default()
+    }
+}
+
+#[test]
+fn expectations_agree_only_with_what_the_event_announced() {
+    let created = record(ContainerState::Created, 0, None);
+    let running = record(ContainerState::Running, 42, None);
+    let running_no_pid = record(ContainerState::Running, 0, None);
+    let exited = record(ContainerState::Exited, 0, Some(137));
+    let dead_but_cri_running = record(ContainerState::Exited, 0, None);
+    assert!(Expect::Any.agrees(&created));
+    assert!(!Expect::Running.agrees(&created), "the start race");
+    assert!(!Expect::Running.agrees(&running_no_pid));
+    assert!(Expect::Running.agrees(&running));
+    assert!(Expect::Running.agrees(&exited), "already over");
+    let exit = Expect::Exited {
+        exit_code: 137,
+        exited_at_nanos: 0,
+    };
+    assert!(!exit.agrees(&running));
+    assert!(
+        !exit.agrees(&dead_but_cri_running),
+        "CRI has not noticed yet"
+    );
+    assert!(exit.agrees(&exited));
+}
+
+#[test]
+fn an_exit_cri_has_not_seen_takes_the_event_facts() {
+    let mut dead = record(ContainerState::Exited, 0, None);
+    exited_from_event(&mut dead, 137, 1_700_000_000_000_000_000);
+    assert_eq!(dead.exit_code, Some(137));
+    assert_eq!(dead.reason.as_deref(), Some("Error"));
+    assert_eq!(
+        dead.finished.map(|t| t.unix_nanos),
+        Some(1_700_000_000_000_000_000)
+    );
+    let mut alive = record(ContainerState::Running, 42, None);
+    exited_from_event(&mut alive, 137, 1);
+    assert_eq!(alive.exit_code, None, "a live pid is not overruled");
+    let mut confirmed = record(ContainerState::Exited, 0, Some(3));
+    exited_from_event(&mut confirmed, 137, 1);
+    assert_eq!(confirmed.exit_code, Some(3), "CRI's code wins");
+}
+
+#[test]
+fn an_oom_kill_makes_the_exit_read_oom_killed_as_cri_will() {
+    // CRI has not noticed the exit yet: the event's facts, and OOMKilled.
+    let mut dead = record(ContainerState::Exited, 0, None);
+    exited_from_event(&mut dead, 137, 7);
+    oom_killed_reason(&mut dead, true);
+    assert_eq!(dead.exit_code, Some(137));
+    assert_eq!(dead.reason.as_deref(), Some("OOMKilled"));
+    // CRI already says EXITED but its OOM handler has not run yet (reason Error).
+    let mut exited = record(ContainerState::Exited, 0, Some(137));
+    exited.reason = Some("Error".into());
+    oom_killed_reason(&mut exited, true);
+    assert_eq!(exited.reason.as_deref(), Some("OOMKilled"));
+    // No OOM event: CRI's reason stands.
+    let mut plain = record(ContainerState::Exited, 0, Some(137));
+    plain.reason = Some("Error".into());
+    oom_killed_reason(&mut plain, false);
+    assert_eq!(plain.reason.as_deref(), Some("Error"));
+    // A child OOM-killed in a container that keeps running: no exit reason invented.
+    let mut alive = record(ContainerState::Running, 42, None);
+    oom_killed_reason(&mut alive, true);
+    assert_eq!(alive.reason, None);
+}
+
+#[test]
+fn an_oom_nudge_flags_the_container_for_its_exit() {
+    let mut r = Runner::for_tests();
+    r.state.mark_dirty("a", "sb");
+    assert!(!r.on_nudge(Nudge::OomKilled { id: "a".into() }));
+    assert_eq!(r.state.tracked.get("a").map(|t| t.oom_killed), Some(true));
+    // Unknown (not yet listed): tracked from here, flagged, to be fetched.
+    assert!(!r.on_nudge(Nudge::OomKilled { id: "b".into() }));
+    assert_eq!(r.state.tracked.get("b").map(|t| t.oom_killed), Some(true));
+    assert!(r.state.dirty.contains("b"));
+    // Finished with: ignored.
+    r.state.history.insert("c".into());
+    assert!(!r.on_nudge(Nudge::OomKilled { id: "c".into() }));
+    assert!(!r.state.tracked.contains_key("c"));
+}
+
+#[test]
+fn a_pending_exit_is_not_weakened_by_vaguer_news() {
+    let mut s = SyncState::new();
+    s.mark_dirty_expecting(
+        "a",
+        "",
+        Expect::Exited {
+            exit_code: 1,
+            exited_at_nanos: 0,
+        },
+    );
+    s.mark_dirty("a", "sb");
+    assert_eq!(
+        s.tracked.get("a").map(|t| t.expect),
+        Some(Expect::Exited {
+            exit_code: 1,
+            exited_at_nanos: 0
+        })
+    );
+    s.mark_dirty_expecting("a", "", Expect::Running);
+    assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(Expect::Running));
+}
+
+fn summary(state: CriState, attempt: u32) -> ContainerSummary {
+    ContainerSummary {
+        id: "c".into(),
+        state: Some(state),
+        attempt,
+        labels: HashMap::from([("a".to_owned(), "1".to_owned())]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fingerprint_changes_with_state_attempt_sandbox_and_liveness() {
+    let base = fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Alive));
+    assert_eq!(
+        base,
+        fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Alive))
+    );
+    assert_ne!(
+        base,
+        fingerprint(&summary(CriState::Exited, 0), None, Some(Liveness::Alive))
+    );
+    assert_ne!(
+        base,
+        fingerprint(&summary(CriState::Running, 1), None, Some(Liveness::Alive))
+    );
+    assert_ne!(
+        base,
+        fingerprint(&summary(CriState::Running, 0), None, Some(Liveness::Gone))
+    );
+    assert_eq!(
+        base,
+        fingerprint(&summary(CriState::Running, 0), None, None)
+    );
+    let sb = SandboxSummary {
+        ready: true,
+        ..Default::default()
+    };
+    assert_ne!(
+        base,
+        fingerprint(
+            &summary(CriState::Running, 0),
+            Some(&sb),
+            Some(Liveness::Alive)
+        )
+    );
+}
+
+#[test]
+fn mark_dirty_grows_the_generation_and_fills_the_dirty_set() {
+    let mut s = SyncState::new();
+    s.mark_dirty("a", "sb");
+    let first = s.tracked.get("a").map(|t| t.wanted).unwrap_or(0);
+    s.mark_dirty("a", "");
+    let second = s.tracked.get("a").map(|t| t.wanted).unwrap_or(0);
+    assert!(second > first);
+    assert!(s.dirty.contains("a"));
+    assert_eq!(
+        s.tracked.get("a").map(|t| t.sandbox_id.as_str()),
+        Some("sb")
+    );
+}
