@@ -16,8 +16,7 @@ use tracing::warn;
 
 use super::view::{ContainerFilter, ViewEvent};
 use super::ApiContext;
-use crate::outputs::{redacted, Envelope};
-use crate::record::{ContainerRecord, Lifecycle, Timestamp};
+use crate::record::{redacted, ContainerRecord, Envelope, Lifecycle, Timestamp};
 
 /// The data API's routes.
 pub fn router(ctx: ApiContext) -> Router {

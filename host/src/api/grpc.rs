@@ -8,8 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::view::{ContainerFilter, ViewEvent};
 use super::ApiContext;
-use crate::outputs::redacted;
-use crate::record::{ContainerRecord, Lifecycle, Timestamp};
+use crate::record::{redacted, ContainerRecord, Lifecycle, Timestamp};
 
 /// The generated protobuf types and service stubs of `proto/gannet/v1/agent.proto`.
 #[allow(missing_docs, clippy::all)]

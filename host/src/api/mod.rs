@@ -31,7 +31,7 @@ pub use config::{ApiConfig, ApiTlsConfig};
 pub use health::Health;
 pub use view::{ContainerFilter, ContainerView, PluginInfo, PluginSource, ViewEvent};
 
-use crate::outputs::{EnvValues, EventIds};
+use crate::record::{EnvValues, EventIds};
 use crate::tls::{self, TlsFileError};
 use tls_listener::TlsListener;
 

@@ -125,7 +125,7 @@ async fn data_api_lists_filters_redacts_and_404s() -> TestResult {
     let v: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(v.as_array().map(Vec::len), Some(1));
     assert_eq!(v[0]["id"], "a");
-    assert_eq!(v[0]["env"]["TOKEN"], crate::outputs::REDACTED);
+    assert_eq!(v[0]["env"]["TOKEN"], crate::record::REDACTED);
     assert!(!body.contains("s3cret"));
 
     let (_, body) = get_unix(&api.config.socket, "/v1/containers?state=removed").await?;

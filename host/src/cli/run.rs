@@ -23,9 +23,10 @@ use crate::api::{ApiContext, ApiListeners, ContainerView, Health};
 use crate::config::{check_reloadable, resolve_node_name, Config, Overrides};
 use crate::discovery::SyncMode;
 use crate::logging::LogFormat;
-use crate::outputs::{EventIds, OutputMetrics, Outputs};
+use crate::outputs::{OutputMetrics, Outputs};
 use crate::pipeline::{self, Chain, PassThrough, Sink};
 use crate::plugins::{PluginEngine, PluginMetrics, PluginSet, PluginStage, StageConfig};
+use crate::record::EventIds;
 use crate::table::ContainerEvent;
 
 /// Events waiting between discovery and the chain. Discovery coalesces while this is

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::ApiConfig;
 use crate::discovery::{self, SyncMode};
 use crate::logging::{LogFormat, LoggingConfig};
-use crate::outputs::{OutputConfig, RecordConfig, StdoutConfig, DEFAULT_OUTPUT};
+use crate::outputs::{OutputConfig, StdoutConfig, DEFAULT_OUTPUT};
 use crate::plugins::PluginsConfig;
+use crate::record::RecordConfig;
 use crate::validate::WriteCheck;
 
 mod error;

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::envelope::Encoded;
 use super::metrics::{DropReason, FailReason, OutputMetrics};
 use super::queue::{EventQueue, OverflowPolicy};
 use super::OutputError;
+use crate::record::Encoded;
 use crate::tls::{self, TlsFileError};
 use crate::validate::{check_readable, invalid, FieldError};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::envelope::Encoded;
+use crate::record::Encoded;
 use crate::validate::{check_writable, invalid, FieldError, WriteCheck};
 
 /// `type = "stdout"`: no options.

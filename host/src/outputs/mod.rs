@@ -1,10 +1,10 @@
 //! Outputs: where records go after the plugin chain.
 //!
-//! This module owns the named outputs of the config (stdout, file, http), the envelope
-//! and its redaction, each output's bounded queue and sender task, and routing: a
-//! record's destinations from the chain, `default` when it has none, and the count of
-//! routes to names nobody configured. It hands nothing on: it is the end of the pipeline.
-//! It never calls the runtime or the plugins.
+//! This module owns the named outputs of the config (stdout, file, http), each output's
+//! bounded queue and sender task, and routing: a record's destinations from the chain,
+//! `default` when it has none, and the count of routes to names nobody configured. The
+//! envelope, its redaction and event ids come from [`crate::record`]. It hands nothing
+//! on: it is the end of the pipeline. It never calls the runtime or the plugins.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,15 +15,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn, Instrument};
 
-mod envelope;
 mod http;
 mod local;
 mod metrics;
 mod queue;
 
-pub use envelope::{
-    encode, redacted, Encoded, EnvValues, Envelope, EventIds, RecordConfig, REDACTED,
-};
 pub use http::{HttpConfig, TlsConfig};
 pub use local::{FileConfig, StdoutConfig};
 pub use metrics::{DropReason, FailReason, OutputMetrics};
@@ -31,7 +27,7 @@ pub use queue::{EventQueue, OverflowPolicy, Pushed};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{ContainerRecord, Lifecycle};
+use crate::record::{encode, ContainerRecord, EnvValues, EventIds, Lifecycle, RecordConfig};
 use crate::validate::{invalid, FieldError, WriteCheck};
 use local::{LocalWriter, RotatingFile};
 

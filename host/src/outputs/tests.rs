@@ -13,7 +13,8 @@ use axum::Router;
 
 use super::metrics::{DropLabels, OutputLabel};
 use super::*;
-use super::{FileConfig, HttpConfig, OutputConfig, RecordConfig};
+use super::{FileConfig, HttpConfig, OutputConfig};
+use crate::record::RecordConfig;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

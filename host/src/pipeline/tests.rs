@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::outputs::{EventIds, OutputMetrics};
-use crate::outputs::{FileConfig, OutputConfig, RecordConfig};
+use crate::outputs::{FileConfig, OutputConfig, OutputMetrics};
+use crate::record::{EventIds, RecordConfig};
 
 /// Drops namespace `dropme`, routes namespace `audited` to `audit`, and takes a random
 /// 0-3 ms per event so outcomes finish out of order unless the pipeline orders them.

@@ -1,13 +1,13 @@
-//! The envelope every output line or batch element carries, its unique id, and the
-//! redaction of env values at serialization (the `[record]` section).
+//! The envelope every output line or batch element carries, and the redaction of env
+//! values at serialization (the `[record]` section). The envelope's id comes from
+//! [`EventIds`].
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{ContainerRecord, Lifecycle, Timestamp};
+use super::{ContainerRecord, EventIds, Lifecycle, Timestamp};
 
 /// `[record]`: how records are serialized in outputs and the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,36 +53,6 @@ pub struct Encoded {
     pub id: String,
     /// The envelope as one line of JSON (no trailing newline).
     pub json: Arc<str>,
-}
-
-/// Makes event ids unique across restarts and nodes: a random 64-bit prefix chosen at
-/// start, then a counter.
-#[derive(Debug)]
-pub struct EventIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl Default for EventIds {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl EventIds {
-    /// A generator with a fresh random prefix.
-    pub fn new() -> Self {
-        Self {
-            prefix: fastrand::u64(..),
-            next: AtomicU64::new(0),
-        }
-    }
-
-    /// The next id: 32 hex digits.
-    pub fn next_id(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:016x}", self.prefix, n)
-    }
 }
 
 /// The record as it may leave the agent: env values replaced unless `include`.
@@ -178,16 +148,5 @@ mod tests {
         assert_eq!(v["record"]["env"]["PASSWORD"], "hunter2");
         assert_eq!(v["event"], "removed");
         Ok(())
-    }
-
-    #[test]
-    fn ids_are_unique_within_and_across_generators() {
-        let a = EventIds::new();
-        let b = EventIds::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..1000 {
-            assert!(seen.insert(a.next_id()));
-            assert!(seen.insert(b.next_id()));
-        }
     }
 }
