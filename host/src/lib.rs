@@ -23,5 +23,5 @@ pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Tim
 pub mod api;
 pub(crate) mod config;
 pub(crate) mod logging;
-pub mod outputs;
+pub(crate) mod outputs;
 pub mod pipeline;

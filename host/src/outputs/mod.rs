@@ -20,7 +20,9 @@ mod local;
 mod metrics;
 mod queue;
 
-pub use http::{HttpConfig, TlsConfig};
+pub use http::HttpConfig;
+#[cfg(test)]
+pub use http::TlsConfig;
 pub use local::{FileConfig, StdoutConfig};
 pub use metrics::{DropReason, FailReason, OutputMetrics};
 pub use queue::{EventQueue, OverflowPolicy, Pushed};

@@ -73,11 +73,6 @@ impl EventQueue {
         self.lock().items.len()
     }
 
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Adds an event, applying the overflow policy when full.
     pub async fn push(&self, item: Arc<Encoded>) -> Pushed {
         loop {
