@@ -1,4 +1,4 @@
-//! Discovery against a real containerd (issue 2 item 8): `gannet list --json` values, exit
+//! Discovery against a real containerd: `gannet list --json` values, exit
 //! codes of self-exited and `kill -9`'d containers, RemoveContainer, containers that exited
 //! before the loop started, the pid start-time guard with a fake host root, reconnecting
 //! after containerd stops and starts, and attempt 1 replacing attempt 0.

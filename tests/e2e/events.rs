@@ -1,4 +1,4 @@
-//! Event-driven discovery against a real containerd (issue 5 item 5): with the periodic
+//! Event-driven discovery against a real containerd: with the periodic
 //! list an hour apart, a started container is added and a killed one removed through the
 //! event stream alone; an exec (`ExecSync`) nudges nothing and gives no lifecycle event;
 //! the event source never nudges a sandbox; and containerd restarted while containers

@@ -1,4 +1,4 @@
-//! `gannet run` against a real containerd (issue 4 item 7): pods in two namespaces reach an
+//! `gannet run` against a real containerd: pods in two namespaces reach an
 //! HTTP receiver run by the test and the data API; env values are redacted; event ids are
 //! unique; a 429 with Retry-After is retried; the receiver going down and coming back
 //! loses nothing; SIGTERM flushes and exits 0.
