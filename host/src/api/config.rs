@@ -123,7 +123,7 @@ impl ApiTlsConfig {
     /// Reads both files into a server config.
     ///
     /// # Errors
-    /// [`TlsFileError`] naming `tls.cert_file` or `tls.key_file`.
+    /// A file error naming `tls.cert_file` or `tls.key_file`.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsFileError> {
         tls::server_config(
             ("tls.cert_file", &self.cert_file),

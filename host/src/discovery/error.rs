@@ -25,7 +25,7 @@ pub enum DiscoveryError {
         /// The value given.
         value: String,
     },
-    /// A setting is out of bounds (see [`Config::validate`]).
+    /// A setting is out of bounds (see [`super::Config::validate`]).
     #[error(transparent)]
     InvalidConfig(#[from] FieldError),
 }

@@ -16,7 +16,7 @@
 //! one ListPodSandbox from the fetch itself. The periodic list stays as the safety net.
 //! `poll` is the reference: the periodic list and one fetch at a time.
 //!
-//! The jobs, one module each: [`config`] (the `[runtime]` section), `fetch` (one
+//! The jobs, one module each: `config` (the `[runtime]` section), `fetch` (one
 //! container), `full_sync` (every container once), `state` (what the loop tracks between
 //! syncs), `dirs` (the one cache of upper and rootfs dirs) and this module (the loop).
 

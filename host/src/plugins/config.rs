@@ -22,7 +22,7 @@ impl PluginsConfig {
     /// Checks that the plugin directory exists. Fields are named relative to the section.
     ///
     /// # Errors
-    /// [`FieldError::Invalid`] for a missing directory.
+    /// `FieldError::Invalid` for a missing directory.
     pub fn validate(&self) -> Result<(), FieldError> {
         if let Some(dir) = &self.dir {
             if !dir.is_dir() {

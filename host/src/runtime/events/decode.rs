@@ -115,7 +115,7 @@ impl Signal {
     /// The merge of an older pending signal with a newer one for the same id. An exit is
     /// kept over later, vaguer news about the same container (its task delete, its
     /// container delete), so the removal still carries the exit code. An OOM kill counts
-    /// as vague news here: the pending set keeps that fact apart ([`Pending::push`]).
+    /// as vague news here: the pending set keeps that fact apart (`Pending::push` in the event source).
     pub fn merge(older: Self, newer: Self) -> Self {
         match (older, newer) {
             (Self::Exited { .. }, Self::Changed | Self::Created | Self::OomKilled) => older,
