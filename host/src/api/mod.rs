@@ -222,7 +222,8 @@ impl ApiListeners {
         })
     }
 
-    /// The health listener's bound address (useful with port 0).
+    /// The health listener's bound address (tests bind port 0).
+    #[cfg(test)]
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.health.local_addr().ok()
     }

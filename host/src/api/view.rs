@@ -180,6 +180,7 @@ impl ContainerView {
     }
 
     /// Replaces the plugin list `/v1/plugins` shows with a fixed one.
+    #[cfg(test)]
     pub fn set_plugins(&self, plugins: Vec<PluginInfo>) {
         self.set_plugin_source(Arc::new(move || plugins.clone()));
     }

@@ -372,9 +372,6 @@ struct Plugins {
     _watcher: Option<crate::plugins::DirWatcher>,
 }
 
-/// How long the plugin directory must be quiet before a hot reload.
-const PLUGIN_RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
-
 /// Loads the plugin directory (if configured) and starts the stage's worker threads.
 async fn start_plugins(
     config: &Config,
@@ -397,7 +394,7 @@ async fn start_plugins(
     .await
     .context("plugin loading stopped")??;
     let set = Arc::new(set);
-    let watcher = match crate::plugins::watch(set.clone(), PLUGIN_RELOAD_DEBOUNCE) {
+    let watcher = match crate::plugins::watch(set.clone(), crate::plugins::DEFAULT_DEBOUNCE) {
         Ok(w) => Some(w),
         Err(e) => {
             warn!(message = "Plugin directory not watched; use SIGHUP to reload.", error = %e);

@@ -39,11 +39,6 @@ impl PluginChain {
         Self::new(Vec::new())
     }
 
-    /// A number unique to this chain generation.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     /// The plugins in run order.
     pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
         &self.plugins
