@@ -1020,3 +1020,124 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Ready means complete: at the first moment `/readyz` answers 200, the data API already
+/// lists every container that was running before the agent started, each through the
+/// plugin chain. (Readiness used to come with the first list, while the fetches were still
+/// in flight, so the API listed only some of them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_means_every_running_container_is_in_the_api() -> Result<()> {
+    const CONTAINERS: usize = 24;
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let ns = format!("e2e-ready-{}", random_hex(3)?);
+    let mut pods = Vec::new();
+    let mut ids = BTreeSet::new();
+    for n in 0..CONTAINERS {
+        let pod = cri
+            .create_pod(&PodSpec::new(&format!("ready{n}")).namespace(&ns))
+            .await?;
+        let c = cri
+            .run_container(&pod, &ContainerSpec::sleeper("app"))
+            .await?;
+        ids.insert(c.id);
+        pods.push(pod);
+    }
+    deploy_example_plugins(
+        &d.join("plugins"),
+        [
+            (
+                "lc_filter",
+                "10-lc-filter",
+                format!("[config]\nK8sNamespaceRegex = \"^{ns}$\"\n"),
+            ),
+            (
+                "team_labels",
+                "20-team-labels",
+                "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
+                    .to_string(),
+            ),
+            (
+                "redact_env",
+                "30-redact-env",
+                "[config]\naction = \"mask\"\n".to_string(),
+            ),
+            (
+                "route_by_namespace",
+                "40-route-by-namespace",
+                format!("[config.routes]\n\"{ns}\" = [\"default\"]\n"),
+            ),
+        ],
+    )?;
+    let health = free_port()?;
+    let config = d.join("gannet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[plugins]
+dir = "{d}/plugins"
+[outputs.default]
+type = "file"
+path = "{d}/default.jsonl"
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+"#,
+            d = d.display()
+        ),
+    )?;
+    let stderr = d.join("gannet.log");
+    let mut agent = Agent {
+        child: Command::new(Gannet::bin()?)
+            .args(["run", "--node-name", "e2e-node", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(lab.socket())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?,
+        stderr,
+    };
+    let api = d.join("api.sock");
+    let result = async {
+        // Poll readiness tightly and read the API at the first 200.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while status(health, "/readyz") != Some(200) {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "never ready:\n{}",
+                tail(&agent.log(), 30)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let listed: Vec<Value> = serde_json::from_str(
+            &get_unix(&api, &format!("/v1/containers?namespace={ns}")).await?,
+        )?;
+        let seen: BTreeSet<String> = listed
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect();
+        ensure!(
+            seen == ids,
+            "at the first ready the API lists {} of the {CONTAINERS} running containers",
+            seen.len()
+        );
+        ensure!(
+            listed.iter().all(|r| r["tags"]["team"] == "unowned"),
+            "a listed record has not been through the chain"
+        );
+        agent.terminate().await
+    }
+    .await;
+    for pod in &pods {
+        let _ = cri.remove_pod(pod).await;
+    }
+    if result.is_err() {
+        eprintln!("gannet log:\n{}", tail(&agent.log(), 60));
+    }
+    result
+}

@@ -273,11 +273,14 @@ async fn agent(
     });
 
     let (events_tx, events_rx) = mpsc::channel(DISCOVERY_QUEUE_CAPACITY);
-    let pipeline_task = tokio::spawn(pipeline::run(events_rx, chain, sink.clone()));
+    // Readiness asks the pipeline to flush once discovery is ready; one at a time.
+    let (flush_tx, flush_rx) = mpsc::channel(1);
+    let pipeline_task = tokio::spawn(pipeline::run(events_rx, flush_rx, chain, sink.clone()));
     let discovery_stop = CancellationToken::new();
     let discovery_task = tokio::spawn(discovery(
         config.runtime.clone(),
         events_tx,
+        flush_tx,
         health.clone(),
         discovery_stop.clone(),
     ));
@@ -338,12 +341,16 @@ async fn agent(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The discovery stage: sends lifecycle events until `stop`; mirrors its readiness
-/// (first full sync done, runtime answering) into `/readyz`. Runtime errors are retried
-/// with backoff inside discovery and never end it.
+/// The discovery stage: sends lifecycle events until `stop`; mirrors its readiness into
+/// `/readyz`. Discovery is ready once its first full sync is complete and while the runtime
+/// answers; `/readyz` follows only once the pipeline has delivered every event sent before
+/// that (a [`pipeline::Flush`]), so ready means the API's view and the outputs' queues hold
+/// the whole table. Runtime errors are retried with backoff inside discovery and never end
+/// it.
 async fn discovery(
     config: crate::discovery::Config,
     events: mpsc::Sender<ContainerEvent>,
+    flushes: mpsc::Sender<pipeline::Flush>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
@@ -352,7 +359,23 @@ async fn discovery(
     let readiness_stop = stop.clone();
     let mirror = tokio::spawn(async move {
         loop {
-            health.set_ready(*ready.borrow_and_update());
+            let discovery_ready = *ready.borrow_and_update();
+            if !discovery_ready {
+                health.set_ready(false);
+            } else if !health.is_ready() {
+                let (done, flushed) = tokio::sync::oneshot::channel();
+                if flushes.send(done).await.is_err() {
+                    break;
+                }
+                tokio::select! {
+                    result = flushed => if result.is_err() { break },
+                    () = readiness_stop.cancelled() => break,
+                }
+                // Still ready after the flush (a runtime error may have come meanwhile).
+                if *ready.borrow() {
+                    health.set_ready(true);
+                }
+            }
             tokio::select! {
                 changed = ready.changed() => if changed.is_err() { break },
                 () = readiness_stop.cancelled() => break,

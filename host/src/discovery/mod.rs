@@ -109,7 +109,8 @@ impl Discovery {
         self.nudge_tx.clone()
     }
 
-    /// Readiness: `true` once the first full sync is done and while the runtime answers.
+    /// Readiness: `true` once the first full sync is complete (every container it listed
+    /// fetched and its event handed on) and while the runtime answers.
     pub fn readiness(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
     }
@@ -148,7 +149,7 @@ impl Discovery {
             fetches: JoinSet::new(),
             limit: Arc::new(Semaphore::new(concurrency)),
             warned_not_containerd: false,
-            first_full_done: false,
+            first_sync: FirstSync::NotYet,
             warned_poll_fallback: false,
             event_source: None,
         };
@@ -175,10 +176,23 @@ struct Runner {
     fetches: JoinSet<FetchOutcome>,
     limit: Arc<Semaphore>,
     warned_not_containerd: bool,
-    first_full_done: bool,
+    /// Readiness waits for the first full sync to be complete: listed and fetched.
+    first_sync: FirstSync,
     warned_poll_fallback: bool,
     /// The running event source (`events` mode on containerd), started at first connect.
     event_source: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+/// How far the first full sync is: readiness means every container it listed has been
+/// fetched and its event handed on, so the table is complete.
+#[derive(Debug)]
+enum FirstSync {
+    /// No full list has come back yet.
+    NotYet,
+    /// Listed; these containers' first fetches have not finished.
+    Fetching(HashSet<String>),
+    /// Every container of the first full sync was fetched (or failed, or vanished).
+    Done,
 }
 
 /// Whether the loop should keep going.
@@ -329,11 +343,11 @@ impl Runner {
             .filter(|id| !listed.contains(id.as_str()))
             .cloned()
             .collect();
-        for id in vanished {
+        for id in &vanished {
             let generation = self.state.generation();
-            let removed = self.table_write(|t| t.remove(&id, generation));
+            let removed = self.table_write(|t| t.remove(id, generation));
             events.extend(removed);
-            self.state.forget(&id);
+            self.state.forget(id);
         }
         if full {
             let listed_ids: HashSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
@@ -344,13 +358,39 @@ impl Runner {
         if let Flow::Stop = self.send(events, cancel).await {
             return Flow::Stop;
         }
-        if full && !self.first_full_done {
-            self.first_full_done = true;
+        for id in &vanished {
+            self.first_sync_settled(Some(id));
         }
-        if self.first_full_done {
+        if full && matches!(self.first_sync, FirstSync::NotYet) {
+            let fetching: HashSet<String> = self
+                .state
+                .tracked
+                .iter()
+                .filter(|(id, t)| t.in_flight.is_some() || self.state.dirty.contains(*id))
+                .map(|(id, _)| id.clone())
+                .collect();
+            self.first_sync = FirstSync::Fetching(fetching);
+            self.first_sync_settled(None);
+        }
+        if matches!(self.first_sync, FirstSync::Done) {
             self.set_ready(true);
         }
         Flow::Continue
+    }
+
+    /// Notes that `id`'s fetch of the first full sync has finished (its events already
+    /// handed on), or that it vanished; readiness comes with the last one.
+    fn first_sync_settled(&mut self, id: Option<&str>) {
+        let FirstSync::Fetching(waiting) = &mut self.first_sync else {
+            return;
+        };
+        if let Some(id) = id {
+            waiting.remove(id);
+        }
+        if waiting.is_empty() {
+            self.first_sync = FirstSync::Done;
+            self.set_ready(true);
+        }
     }
 
     /// A [`Nudge`] from the event source. Returns true when a full sync is wanted now.
@@ -489,6 +529,7 @@ impl Runner {
         } = outcome;
         let Some(t) = self.state.tracked.get_mut(&id) else {
             // Forgotten while in flight (vanished): the result is stale.
+            self.first_sync_settled(Some(&id));
             return Flow::Continue;
         };
         if t.in_flight == Some(generation) {
@@ -547,7 +588,9 @@ impl Runner {
         if let Some(ctx) = self.ctx.clone() {
             self.start_fetches(&ctx);
         }
-        self.send(events, cancel).await
+        let flow = self.send(events, cancel).await;
+        self.first_sync_settled(Some(&id));
+        flow
     }
 
     async fn send(&self, events: Vec<ContainerEvent>, cancel: &CancellationToken) -> Flow {

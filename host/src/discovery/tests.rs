@@ -24,7 +24,7 @@ impl Runner {
             fetches: JoinSet::new(),
             limit: Arc::new(Semaphore::new(1)),
             warned_not_containerd: false,
-            first_full_done: false,
+            first_sync: FirstSync::NotYet,
             warned_poll_fallback: false,
             event_source: None,
         }

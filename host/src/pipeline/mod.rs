@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, RwLock};
+use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -129,17 +129,35 @@ struct Pending {
     outcome: BoxFuture<'static, Outcome>,
 }
 
+/// What a delivery shard works through, in order.
+enum Delivery {
+    /// One event's outcome to deliver.
+    Event(Pending),
+    /// Everything queued before this is delivered: say so.
+    Flushed(oneshot::Sender<()>),
+}
+
+/// A request to learn when every event the pipeline has received so far has reached the
+/// API's view and the outputs' queues: answered on the sender.
+pub type Flush = oneshot::Sender<()>;
+
 /// Runs until `input` closes (discovery stopped), then finishes every event already
 /// received: the drain. Cancel from outside by dropping discovery's sender.
+///
+/// A [`Flush`] on `flushes` is answered once every event received before it has been
+/// delivered. Events are always taken first, so an event sent before a flush is
+/// received before it: readiness uses this to mean that the first full sync's records
+/// are all in the API's view and the outputs' queues.
 pub async fn run(
     mut input: mpsc::Receiver<ContainerEvent>,
+    mut flushes: mpsc::Receiver<Flush>,
     chain: Arc<dyn Chain>,
     sink: Arc<Sink>,
 ) {
     let mut shards = Vec::with_capacity(DELIVERY_SHARDS);
     let mut tasks = JoinSet::new();
     for i in 0..DELIVERY_SHARDS {
-        let (tx, rx) = mpsc::channel::<Pending>(DELIVERY_QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::channel::<Delivery>(DELIVERY_QUEUE_CAPACITY);
         shards.push(tx);
         tasks.spawn(deliver(rx, sink.clone()).instrument(tracing::debug_span!(
             "stage",
@@ -147,16 +165,28 @@ pub async fn run(
             shard = i
         )));
     }
-    while let Some(ContainerEvent {
-        lifecycle: event,
-        record,
-    }) = input.recv().await
-    {
+    loop {
+        let ContainerEvent {
+            lifecycle: event,
+            record,
+        } = tokio::select! {
+            biased;
+            received = input.recv() => match received {
+                Some(received) => received,
+                None => break,
+            },
+            Some(done) = flushes.recv() => {
+                if flush(&shards, done).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
         let record = Arc::unwrap_or_clone(record);
         let id = record.id.clone();
         let outcome = chain.start(event, record).await;
         if shards[shard_of(&id)]
-            .send(Pending { event, id, outcome })
+            .send(Delivery::Event(Pending { event, id, outcome }))
             .await
             .is_err()
         {
@@ -167,8 +197,35 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn deliver(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
-    while let Some(p) = rx.recv().await {
+/// Queues a flush mark behind every shard's events; `done` is answered once each shard
+/// has reached its mark.
+async fn flush(shards: &[mpsc::Sender<Delivery>], done: Flush) -> Result<(), ()> {
+    let mut marks = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let (tx, rx) = oneshot::channel();
+        shard.send(Delivery::Flushed(tx)).await.map_err(drop)?;
+        marks.push(rx);
+    }
+    tokio::spawn(async move {
+        for mark in marks {
+            if mark.await.is_err() {
+                return;
+            }
+        }
+        let _ = done.send(());
+    });
+    Ok(())
+}
+
+async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: Arc<Sink>) {
+    while let Some(delivery) = rx.recv().await {
+        let p = match delivery {
+            Delivery::Event(p) => p,
+            Delivery::Flushed(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         match p.outcome.await {
             Outcome::Dropped { .. } | Outcome::Lost => sink.view.forget(&p.id),
             Outcome::Passed {

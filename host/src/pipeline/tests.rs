@@ -81,7 +81,8 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
         outputs: RwLock::new(Arc::new(outputs)),
     });
     let (tx, rx) = mpsc::channel(8);
-    let pipeline = tokio::spawn(run(rx, Arc::new(TestChain), sink.clone()));
+    let (_flushes, flush_rx) = mpsc::channel(1);
+    let pipeline = tokio::spawn(run(rx, flush_rx, Arc::new(TestChain), sink.clone()));
     let containers = [
         ("c1", "plain"),
         ("c2", "plain"),
@@ -144,5 +145,55 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
         ["c1", "c2", "c3"],
         "the dropped container is not in the view"
     );
+    Ok(())
+}
+
+/// Readiness relies on this: a flush sent after some events is answered only once each of
+/// them is in the view, although the chain finishes them out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_is_answered_once_every_earlier_event_is_delivered(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut config = std::collections::BTreeMap::new();
+    config.insert(
+        "default".into(),
+        OutputConfig::File(FileConfig {
+            path: dir.path().join("default.jsonl"),
+            max_file_size_bytes: 1 << 30,
+            max_files: 1,
+        }),
+    );
+    let outputs = Outputs::build(
+        &config,
+        &RecordConfig::default(),
+        "n",
+        Arc::new(EventIds::new()),
+        Arc::new(OutputMetrics::default()),
+    )?;
+    let view = ContainerView::new(Duration::from_secs(60), 256);
+    let sink = Arc::new(Sink {
+        view: view.clone(),
+        outputs: RwLock::new(Arc::new(outputs)),
+    });
+    let (tx, rx) = mpsc::channel(8);
+    let (flushes, flush_rx) = mpsc::channel(1);
+    let pipeline = tokio::spawn(run(rx, flush_rx, Arc::new(TestChain), sink.clone()));
+    for n in 0..40 {
+        tx.send(ContainerEvent {
+            lifecycle: Lifecycle::Added,
+            record: Arc::new(rec(&format!("c{n:02}"), "plain", 0)),
+        })
+        .await?;
+    }
+    let (done, flushed) = tokio::sync::oneshot::channel();
+    flushes.send(done).await?;
+    tokio::time::timeout(Duration::from_secs(10), flushed).await??;
+    let listed = view.list(&crate::api::ContainerFilter::default()).len();
+    assert_eq!(
+        listed, 40,
+        "every event sent before the flush is in the view"
+    );
+    drop(tx);
+    pipeline.await?;
     Ok(())
 }
