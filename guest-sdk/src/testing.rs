@@ -671,47 +671,7 @@ field_accessors! {
     pod_uid -> String = k8s.pod_uid; container_name -> String = k8s.container_name;
 }
 
-impl From<wit::Field> for Field {
-    fn from(field: wit::Field) -> Self {
-        use wit::Field as Wit;
-        match field {
-            Wit::Id => Self::Id,
-            Wit::Name => Self::Name,
-            Wit::State => Self::State,
-            Wit::Pid => Self::Pid,
-            Wit::Created => Self::Created,
-            Wit::Started => Self::Started,
-            Wit::Finished => Self::Finished,
-            Wit::ExitCode => Self::ExitCode,
-            Wit::Reason => Self::Reason,
-            Wit::RestartCount => Self::RestartCount,
-            Wit::SandboxId => Self::SandboxId,
-            Wit::RuntimeName => Self::RuntimeName,
-            Wit::Snapshotter => Self::Snapshotter,
-            Wit::Image => Self::Image,
-            Wit::ImageDigest => Self::ImageDigest,
-            Wit::LogPath => Self::LogPath,
-            Wit::LogFormat => Self::LogFormat,
-            Wit::CgroupPath => Self::CgroupPath,
-            Wit::HostsPath => Self::HostsPath,
-            Wit::HostnamePath => Self::HostnamePath,
-            Wit::Hostname => Self::Hostname,
-            Wit::UpperDir => Self::UpperDir,
-            Wit::RootfsDir => Self::RootfsDir,
-            Wit::Namespace => Self::Namespace,
-            Wit::PodName => Self::PodName,
-            Wit::PodUid => Self::PodUid,
-            Wit::ContainerName => Self::ContainerName,
-            Wit::IsSandbox => Self::IsSandbox,
-            Wit::Label(key) => Self::Label(key),
-            Wit::PodLabel(key) => Self::PodLabel(key),
-            Wit::Annotation(key) => Self::Annotation(key),
-            Wit::PodAnnotation(key) => Self::PodAnnotation(key),
-            Wit::Env(name) => Self::Env(name),
-            Wit::Tag(key) => Self::Tag(key),
-        }
-    }
-}
+gannet_record::from_wit_field!(wit::Field);
 
 /// The time an RFC 3339 mock field names; `None` for text that is not one.
 fn timestamp(text: &Option<String>) -> Option<Timestamp> {

@@ -24,10 +24,12 @@ pub struct AnswerTooLarge {
     pub limit: usize,
 }
 
-/// Defines [`Field`] and its table of WIT names from one list: the record's own fields,
-/// then (after `;`) the keyed ones, each with its WIT case name.
+/// Defines [`Field`], its table of WIT names and [`from_wit_field!`](crate::from_wit_field)
+/// from one list: the record's own fields, then (after `;`) the keyed ones, each with its
+/// WIT case name. `$d` is a `$`, so the generated macro can have metavariables.
 macro_rules! fields {
     (
+        $d:tt
         $(#[$meta:meta])*
         pub enum Field {
             $( $(#[$plain_doc:meta])* $plain:ident = $plain_name:literal, )*
@@ -72,10 +74,30 @@ macro_rules! fields {
                 }
             }
         }
+
+        /// `impl From<W> for gannet_record::Field`, for the WIT `field` variant `W` that a
+        /// WIT binding generator made (the host's and the guest SDK's each make their own
+        /// type). A case missing on either side fails to compile.
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! from_wit_field {
+            ($d($d wit:ident)::+) => {
+                impl ::core::convert::From<$d($d wit)::+> for $crate::Field {
+                    fn from(field: $d($d wit)::+) -> Self {
+                        use $d($d wit)::+ as Wit;
+                        match field {
+                            $( Wit::$plain => Self::$plain, )*
+                            $( Wit::$keyed(key) => Self::$keyed(key), )*
+                        }
+                    }
+                }
+            };
+        }
     };
 }
 
 fields! {
+    $
     /// One value [`select`] can read: a field of the record, or one key of one of its maps.
     /// Every value comes back as text: numbers in decimal, `IsSandbox` as `true` or
     /// `false`, `State` as its name (`running`), times in RFC 3339.

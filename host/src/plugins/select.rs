@@ -10,47 +10,7 @@ use gannet_record::{AnswerTooLarge, Field};
 use super::wit::gannet::plugin::types;
 use crate::record::ContainerRecord;
 
-impl From<types::Field> for Field {
-    fn from(field: types::Field) -> Self {
-        use types::Field as Wit;
-        match field {
-            Wit::Id => Self::Id,
-            Wit::Name => Self::Name,
-            Wit::State => Self::State,
-            Wit::Pid => Self::Pid,
-            Wit::Created => Self::Created,
-            Wit::Started => Self::Started,
-            Wit::Finished => Self::Finished,
-            Wit::ExitCode => Self::ExitCode,
-            Wit::Reason => Self::Reason,
-            Wit::RestartCount => Self::RestartCount,
-            Wit::SandboxId => Self::SandboxId,
-            Wit::RuntimeName => Self::RuntimeName,
-            Wit::Snapshotter => Self::Snapshotter,
-            Wit::Image => Self::Image,
-            Wit::ImageDigest => Self::ImageDigest,
-            Wit::LogPath => Self::LogPath,
-            Wit::LogFormat => Self::LogFormat,
-            Wit::CgroupPath => Self::CgroupPath,
-            Wit::HostsPath => Self::HostsPath,
-            Wit::HostnamePath => Self::HostnamePath,
-            Wit::Hostname => Self::Hostname,
-            Wit::UpperDir => Self::UpperDir,
-            Wit::RootfsDir => Self::RootfsDir,
-            Wit::Namespace => Self::Namespace,
-            Wit::PodName => Self::PodName,
-            Wit::PodUid => Self::PodUid,
-            Wit::ContainerName => Self::ContainerName,
-            Wit::IsSandbox => Self::IsSandbox,
-            Wit::Label(key) => Self::Label(key),
-            Wit::PodLabel(key) => Self::PodLabel(key),
-            Wit::Annotation(key) => Self::Annotation(key),
-            Wit::PodAnnotation(key) => Self::PodAnnotation(key),
-            Wit::Env(name) => Self::Env(name),
-            Wit::Tag(key) => Self::Tag(key),
-        }
-    }
-}
+gannet_record::from_wit_field!(types::Field);
 
 /// The values of `fields` in `record`, packed: see [`gannet_record::select`]. The fields'
 /// keys move into the crate's type; nothing is copied.
