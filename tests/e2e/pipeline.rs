@@ -204,10 +204,10 @@ async fn run_delivers_two_namespaces_with_retries_and_flushes_on_sigterm() -> Re
     let rx_addr = listener.local_addr()?;
     let mut server = receiver.serve(listener);
     let health = free_port()?;
-    let config = dir.path().join("gannet.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let mut agent = start_agent(
+        dir.path(),
+        lab,
+        &format!(
             r#"
 [runtime]
 shutdown_grace_period_secs = 10
@@ -226,18 +226,6 @@ health_listen = "127.0.0.1:{health}"
             d = dir.path().display()
         ),
     )?;
-    let stderr = dir.path().join("gannet.log");
-    let mut agent = Agent {
-        child: Command::new(Gannet::bin()?)
-            .args(["run", "--node-name", "e2e-node", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(lab.socket())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?,
-        stderr,
-    };
     let result = async {
         wait_until(TIMEOUT, "/readyz", || async {
             Ok((status(health, "/readyz") == Some(200)).then_some(()))
@@ -503,10 +491,10 @@ async fn run_with_example_plugins_routes_tags_masks_and_agrees_with_the_runtime(
     let rx_addr = listener.local_addr()?;
     let server = receiver.serve(listener);
     let health = free_port()?;
-    let config = d.join("gannet.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let mut agent = start_agent(
+        d,
+        lab,
+        &format!(
             r#"
 [runtime]
 shutdown_grace_period_secs = 10
@@ -533,18 +521,6 @@ health_listen = "127.0.0.1:{health}"
             d = d.display()
         ),
     )?;
-    let stderr = d.join("gannet.log");
-    let mut agent = Agent {
-        child: Command::new(Gannet::bin()?)
-            .args(["run", "--node-name", "e2e-node", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(lab.socket())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?,
-        stderr,
-    };
     let (audit, default) = (d.join("audit.jsonl"), d.join("default.jsonl"));
     let api = d.join("api.sock");
     let result = async {
@@ -814,6 +790,73 @@ health_listen = "127.0.0.1:{health}"
     Ok(())
 }
 
+/// The four example plugins set up for one namespace: only its records pass, tagged with
+/// their `team` label (`unowned` without one), env masked, routed to `default`.
+fn example_chain_for(ns: &str) -> [(&'static str, &'static str, String); 4] {
+    [
+        (
+            "lc_filter",
+            "10-lc-filter",
+            format!("[config]\nK8sNamespaceRegex = \"^{ns}$\"\n"),
+        ),
+        (
+            "team_labels",
+            "20-team-labels",
+            "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
+                .to_string(),
+        ),
+        (
+            "redact_env",
+            "30-redact-env",
+            "[config]\naction = \"mask\"\n".to_string(),
+        ),
+        (
+            "route_by_namespace",
+            "40-route-by-namespace",
+            format!("[config.routes]\n\"{ns}\" = [\"default\"]\n"),
+        ),
+    ]
+}
+
+/// A config for the plugins of `d/plugins`, a file output `d/default.jsonl`, the API's
+/// sockets in `d` and the health listener on `health`; its `[api]` section comes last, so
+/// a caller may add `[api]` keys after it.
+fn chain_config(d: &Path, health: u16) -> String {
+    format!(
+        r#"
+[plugins]
+dir = "{d}/plugins"
+[outputs.default]
+type = "file"
+path = "{d}/default.jsonl"
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+"#,
+        d = d.display()
+    )
+}
+
+/// Starts `gannet run` with `config` (written to `d/gannet.toml`) on the lab's socket,
+/// its log in `d/gannet.log`.
+fn start_agent(d: &Path, lab: &Containerd, config: &str) -> Result<Agent> {
+    let path = d.join("gannet.toml");
+    std::fs::write(&path, config)?;
+    let stderr = d.join("gannet.log");
+    Ok(Agent {
+        child: Command::new(Gannet::bin()?)
+            .args(["run", "--node-name", "e2e-node", "--config"])
+            .arg(&path)
+            .arg("--socket")
+            .arg(lab.socket())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?,
+        stderr,
+    })
+}
+
 /// An HTTP/1.0 GET on 127.0.0.1 with an optional `Authorization` value; the status.
 fn status_with(port: u16, path: &str, authorization: Option<&str>) -> Result<u16> {
     use std::io::{Read, Write};
@@ -853,68 +896,17 @@ async fn run_at_trace_level_logs_no_env_value_and_guards_the_api() -> Result<()>
     let secret = format!("s3cret-value-{suffix}");
     let token = format!("api-token-{suffix}");
     std::fs::write(d.join("token"), &token)?;
-    deploy_example_plugins(
-        &d.join("plugins"),
-        [
-            (
-                "lc_filter",
-                "10-lc-filter",
-                format!("[config]\nK8sNamespaceRegex = \"^{ns}$\"\n"),
-            ),
-            (
-                "team_labels",
-                "20-team-labels",
-                "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
-                    .to_string(),
-            ),
-            (
-                "redact_env",
-                "30-redact-env",
-                "[config]\naction = \"mask\"\n".to_string(),
-            ),
-            (
-                "route_by_namespace",
-                "40-route-by-namespace",
-                format!("[config.routes]\n\"{ns}\" = [\"default\"]\n"),
-            ),
-        ],
-    )?;
+    deploy_example_plugins(&d.join("plugins"), example_chain_for(&ns))?;
     let (health, data) = (free_port()?, free_port()?);
-    let config = d.join("gannet.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[plugins]
-dir = "{d}/plugins"
-[logging]
-level = "{level}"
-[outputs.default]
-type = "file"
-path = "{d}/default.jsonl"
-[api]
-socket = "{d}/api.sock"
-grpc_socket = "{d}/grpc.sock"
-health_listen = "127.0.0.1:{health}"
-listen = "127.0.0.1:{data}"
-token_file = "{d}/token"
-"#,
-            d = d.display(),
-            level = TRACE_EVERYTHING_THAT_SEES_DATA,
+    let mut agent = start_agent(
+        d,
+        lab,
+        &format!(
+            "{}listen = \"127.0.0.1:{data}\"\ntoken_file = \"{}/token\"\n[logging]\nlevel = \"{TRACE_EVERYTHING_THAT_SEES_DATA}\"\n",
+            chain_config(d, health),
+            d.display()
         ),
     )?;
-    let stderr = d.join("gannet.log");
-    let mut agent = Agent {
-        child: Command::new(Gannet::bin()?)
-            .args(["run", "--node-name", "e2e-node", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(lab.socket())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?,
-        stderr,
-    };
     let default = d.join("default.jsonl");
     let result = async {
         wait_until(Duration::from_secs(120), "/readyz", || async {
@@ -1045,63 +1037,9 @@ async fn ready_means_every_running_container_is_in_the_api() -> Result<()> {
         ids.insert(c.id);
         pods.push(pod);
     }
-    deploy_example_plugins(
-        &d.join("plugins"),
-        [
-            (
-                "lc_filter",
-                "10-lc-filter",
-                format!("[config]\nK8sNamespaceRegex = \"^{ns}$\"\n"),
-            ),
-            (
-                "team_labels",
-                "20-team-labels",
-                "[config]\ndefault_value = \"unowned\"\n[config.pod_labels]\nteam = \"team\"\n"
-                    .to_string(),
-            ),
-            (
-                "redact_env",
-                "30-redact-env",
-                "[config]\naction = \"mask\"\n".to_string(),
-            ),
-            (
-                "route_by_namespace",
-                "40-route-by-namespace",
-                format!("[config.routes]\n\"{ns}\" = [\"default\"]\n"),
-            ),
-        ],
-    )?;
+    deploy_example_plugins(&d.join("plugins"), example_chain_for(&ns))?;
     let health = free_port()?;
-    let config = d.join("gannet.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[plugins]
-dir = "{d}/plugins"
-[outputs.default]
-type = "file"
-path = "{d}/default.jsonl"
-[api]
-socket = "{d}/api.sock"
-grpc_socket = "{d}/grpc.sock"
-health_listen = "127.0.0.1:{health}"
-"#,
-            d = d.display()
-        ),
-    )?;
-    let stderr = d.join("gannet.log");
-    let mut agent = Agent {
-        child: Command::new(Gannet::bin()?)
-            .args(["run", "--node-name", "e2e-node", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(lab.socket())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?,
-        stderr,
-    };
+    let mut agent = start_agent(d, lab, &chain_config(d, health))?;
     let api = d.join("api.sock");
     let result = async {
         // Poll readiness tightly and read the API at the first 200.
