@@ -604,6 +604,21 @@ fn cli_check_prints_contract_and_refuses_bad_plugins() -> TestResult {
     Ok(())
 }
 
+/// `gannet plugin run` of the tagger over `input`: the output, its stdout and stderr.
+fn plugin_run_tagger(
+    input: &Path,
+) -> Result<(std::process::Output, String, String), Box<dyn std::error::Error>> {
+    let out = gannet()
+        .args(["plugin", "run"])
+        .arg(wasm("tagger")?)
+        .arg("--input")
+        .arg(input)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout.clone())?;
+    let stderr = String::from_utf8(out.stderr.clone())?;
+    Ok((out, stdout, stderr))
+}
+
 #[test]
 fn cli_run_streams_verdicts_and_reports_bad_lines() -> TestResult {
     let tmp = tempfile::tempdir()?;
@@ -620,14 +635,7 @@ fn cli_run_streams_verdicts_and_reports_bad_lines() -> TestResult {
             "\n"
         ),
     )?;
-    let out = gannet()
-        .args(["plugin", "run"])
-        .arg(wasm("tagger")?)
-        .arg("--input")
-        .arg(&input)
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    let stderr = String::from_utf8(out.stderr)?;
+    let (out, stdout, stderr) = plugin_run_tagger(&input)?;
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(serde_json::from_str)
@@ -658,14 +666,7 @@ fn regression_invalid_utf8_line_is_reported_and_the_run_goes_on() -> TestResult 
         }
     }
     std::fs::write(&input, bytes)?;
-    let out = gannet()
-        .args(["plugin", "run"])
-        .arg(wasm("tagger")?)
-        .arg("--input")
-        .arg(&input)
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    let stderr = String::from_utf8(out.stderr)?;
+    let (out, stdout, stderr) = plugin_run_tagger(&input)?;
     assert_eq!(stdout.lines().count(), 299, "{stderr}");
     assert!(
         stderr.contains("line 2: not valid UTF-8 (invalid byte at column 8)"),

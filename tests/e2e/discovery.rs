@@ -52,6 +52,16 @@ impl LoopUnderTest {
         })
     }
 
+    /// Asks the loop to fetch `id` now, as the event source's fetch nudge does.
+    async fn fetch_now(&self, id: &str) -> Result<()> {
+        let nudge = Nudge::Fetch {
+            id: id.to_string(),
+            expect: Expect::Any,
+        };
+        self.nudges.send(nudge).await?;
+        Ok(())
+    }
+
     /// Starts the loop with `config`.
     pub(crate) fn start_with(config: Config) -> Self {
         let discovery = Discovery::new(config);
@@ -700,13 +710,7 @@ async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Res
         running.events_for(&web.id).is_empty(),
         "seen before being marked dirty"
     );
-    running
-        .nudges
-        .send(Nudge::Fetch {
-            id: web.id.clone(),
-            expect: Expect::Any,
-        })
-        .await?;
+    running.fetch_now(&web.id).await?;
     let added = running.wait_event(&web.id, Lifecycle::Added).await?;
     ensure!(
         added.record.state == ContainerState::Running,
@@ -726,13 +730,7 @@ async fn a_container_marked_dirty_is_fetched_without_waiting_for_a_sync() -> Res
     cri.kill_9(&web).await?;
     cri.wait_state(&web, CriState::ContainerExited, TIMEOUT)
         .await?;
-    running
-        .nudges
-        .send(Nudge::Fetch {
-            id: web.id.clone(),
-            expect: Expect::Any,
-        })
-        .await?;
+    running.fetch_now(&web.id).await?;
     let removed = running.wait_event(&web.id, Lifecycle::Removed).await?;
     ensure!(
         removed.record.exit_code == Some(137),

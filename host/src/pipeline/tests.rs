@@ -54,20 +54,22 @@ fn rec(id: &str, ns: &str, seq: usize) -> ContainerRecord {
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let mut config = std::collections::BTreeMap::new();
-    for name in ["default", "audit"] {
-        config.insert(
-            name.into(),
-            OutputConfig::File(FileConfig {
-                path: dir.path().join(format!("{name}.jsonl")),
+/// A sink with a file output `NAME.jsonl` in `dir` for each name, and its view.
+fn file_sink(
+    dir: &std::path::Path,
+    names: &[&str],
+) -> Result<(Arc<Sink>, ContainerView), Box<dyn std::error::Error>> {
+    let config = names
+        .iter()
+        .map(|name| {
+            let file = FileConfig {
+                path: dir.join(format!("{name}.jsonl")),
                 max_file_size_bytes: 1 << 30,
                 max_files: 1,
-            }),
-        );
-    }
+            };
+            (name.to_string(), OutputConfig::File(file))
+        })
+        .collect();
     let outputs = Outputs::build(
         &config,
         &RecordConfig::default(),
@@ -75,11 +77,18 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
         Arc::new(EventIds::new()),
         Arc::new(OutputMetrics::default()),
     )?;
-    let view = ContainerView::new(Duration::from_secs(60), 16);
+    let view = ContainerView::new(Duration::from_secs(60), 256);
     let sink = Arc::new(Sink {
         view: view.clone(),
         outputs: RwLock::new(Arc::new(outputs)),
     });
+    Ok((sink, view))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (sink, view) = file_sink(dir.path(), &["default", "audit"])?;
     let (tx, rx) = mpsc::channel(8);
     let (_flushes, flush_rx) = mpsc::channel(1);
     let pipeline = tokio::spawn(run(rx, flush_rx, Arc::new(TestChain), sink.clone()));
@@ -154,27 +163,7 @@ async fn keeps_per_container_order_drops_and_routes() -> Result<(), Box<dyn std:
 async fn a_flush_is_answered_once_every_earlier_event_is_delivered(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let mut config = std::collections::BTreeMap::new();
-    config.insert(
-        "default".into(),
-        OutputConfig::File(FileConfig {
-            path: dir.path().join("default.jsonl"),
-            max_file_size_bytes: 1 << 30,
-            max_files: 1,
-        }),
-    );
-    let outputs = Outputs::build(
-        &config,
-        &RecordConfig::default(),
-        "n",
-        Arc::new(EventIds::new()),
-        Arc::new(OutputMetrics::default()),
-    )?;
-    let view = ContainerView::new(Duration::from_secs(60), 256);
-    let sink = Arc::new(Sink {
-        view: view.clone(),
-        outputs: RwLock::new(Arc::new(outputs)),
-    });
+    let (sink, view) = file_sink(dir.path(), &["default"])?;
     let (tx, rx) = mpsc::channel(8);
     let (flushes, flush_rx) = mpsc::channel(1);
     let pipeline = tokio::spawn(run(rx, flush_rx, Arc::new(TestChain), sink.clone()));

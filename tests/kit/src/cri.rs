@@ -605,11 +605,7 @@ impl CriDriver {
         let status = response
             .status
             .ok_or_else(|| anyhow!("ContainerStatus of {} has no status", container.id))?;
-        let info = match response.info.get("info") {
-            Some(raw) => serde_json::from_str(raw)
-                .with_context(|| format!("ContainerStatus info of {} is not JSON", container.id))?,
-            None => serde_json::Value::Null,
-        };
+        let info = verbose_info("ContainerStatus", &container.id, &response.info)?;
         Ok((status, info))
     }
 
@@ -619,9 +615,9 @@ impl CriDriver {
     /// When the container has no live process (pid 0 once it exited).
     pub async fn container_pid(&self, container: &CriContainer) -> Result<u32> {
         let (_, info) = self.status_verbose(container).await?;
-        match info.get("pid").and_then(serde_json::Value::as_u64) {
-            Some(pid) if pid > 0 => Ok(u32::try_from(pid)?),
-            _ => bail!(
+        match info_pid(&info) {
+            Some(pid) => Ok(pid),
+            None => bail!(
                 "container {} ({}) has no pid in its verbose info: {info}",
                 container.name,
                 container.id
@@ -653,11 +649,7 @@ impl CriDriver {
         let status = response
             .status
             .ok_or_else(|| anyhow!("PodSandboxStatus of {} has no status", pod.id))?;
-        let info = match response.info.get("info") {
-            Some(raw) => serde_json::from_str(raw)
-                .with_context(|| format!("PodSandboxStatus info of {} is not JSON", pod.id))?,
-            None => serde_json::Value::Null,
-        };
+        let info = verbose_info("PodSandboxStatus", &pod.id, &response.info)?;
         Ok((status, info))
     }
 
@@ -667,9 +659,9 @@ impl CriDriver {
     /// When the sandbox has no live pause process.
     pub async fn pause_pid(&self, pod: &Pod) -> Result<u32> {
         let (_, info) = self.pod_status_verbose(pod).await?;
-        match info.get("pid").and_then(serde_json::Value::as_u64) {
-            Some(pid) if pid > 0 => Ok(u32::try_from(pid)?),
-            _ => bail!("pod {} ({}) has no pause pid: {info}", pod.name, pod.id),
+        match info_pid(&info) {
+            Some(pid) => Ok(pid),
+            None => bail!("pod {} ({}) has no pause pid: {info}", pod.name, pod.id),
         }
     }
 
@@ -927,4 +919,25 @@ fn remove_pod_cgroups(cgroup_root: &str, uid: &str) {
     for dir in dirs {
         let _ = std::fs::remove_dir(dir);
     }
+}
+
+/// The decoded `info["info"]` JSON of a verbose status answer of `call` for `id` (null when
+/// the runtime gave none).
+fn verbose_info(
+    call: &str,
+    id: &str,
+    info: &std::collections::HashMap<String, String>,
+) -> Result<serde_json::Value> {
+    match info.get("info") {
+        Some(raw) => {
+            serde_json::from_str(raw).with_context(|| format!("{call} info of {id} is not JSON"))
+        }
+        None => Ok(serde_json::Value::Null),
+    }
+}
+
+/// The live pid in a verbose info (`pid`, 0 once the process is gone).
+fn info_pid(info: &serde_json::Value) -> Option<u32> {
+    let pid = info.get("pid").and_then(serde_json::Value::as_u64)?;
+    u32::try_from(pid).ok().filter(|pid| *pid > 0)
 }

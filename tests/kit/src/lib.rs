@@ -53,7 +53,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 pub use containerd::{script_path, Containerd, SharedSource, IMAGES_ENV, LAB_ENV};
 pub use cri::{
@@ -92,14 +92,19 @@ where
             Err(error) => last_error = Some(error),
         }
         if Instant::now() >= deadline {
-            match last_error {
-                Some(error) => {
-                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
-                }
-                None => bail!("timed out after {timeout:?} waiting for {what}"),
-            }
+            return Err(timed_out(timeout, what, last_error));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The error of a wait that timed out: what it waited for, how long, the last probe error.
+fn timed_out(timeout: Duration, what: &str, last_error: Option<anyhow::Error>) -> anyhow::Error {
+    match last_error {
+        Some(error) => {
+            anyhow::anyhow!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+        }
+        None => anyhow::anyhow!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 
@@ -121,12 +126,7 @@ pub fn wait_until_blocking<T>(
             Err(error) => last_error = Some(error),
         }
         if Instant::now() >= deadline {
-            match last_error {
-                Some(error) => {
-                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
-                }
-                None => bail!("timed out after {timeout:?} waiting for {what}"),
-            }
+            return Err(timed_out(timeout, what, last_error));
         }
         std::thread::sleep(POLL_INTERVAL);
     }
@@ -201,7 +201,7 @@ mod tests {
         let result: Result<()> = wait_until(Duration::from_millis(120), "a thing", || {
             calls += 1;
             let n = calls;
-            async move { bail!("probe {n} failed") }
+            async move { anyhow::bail!("probe {n} failed") }
         })
         .await;
         let message = format!(
