@@ -32,10 +32,18 @@ fn install(
 }
 
 /// `gannet plugin run PLUGIN` over one record, with `env` added to a fixed environment
-/// (no `RUST_LOG`, no colours, so the log is plain text at the default level).
+/// (no `RUST_LOG`, no colours, so the log is plain text at the default level). The record's
+/// `probe-port` label names a port on 127.0.0.1 where the test listens while the plugin
+/// runs; the run fails if the plugin reached it.
 fn run_plugin(plugin: &Path, env: &[(&str, &str)]) -> Result<Output, Box<dyn std::error::Error>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
     let input = plugin.with_file_name("input.jsonl");
-    std::fs::write(&input, "{\"id\":\"c0ffee\"}\n")?;
+    std::fs::write(
+        &input,
+        format!("{{\"id\":\"c0ffee\",\"labels\":{{\"probe-port\":\"{port}\"}}}}\n"),
+    )?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_gannet"));
     command
         .args(["plugin", "run"])
@@ -47,7 +55,14 @@ fn run_plugin(plugin: &Path, env: &[(&str, &str)]) -> Result<Output, Box<dyn std
     for (name, value) in env {
         command.env(name, value);
     }
-    Ok(command.output()?)
+    let output = command.output()?;
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(output),
+        Err(e) => Err(e.into()),
+        Ok((_, peer)) => {
+            Err(format!("the plugin connected to the test's listener from {peer}").into())
+        }
+    }
 }
 
 /// The tags the chain left on the single output record; every stdout line must be one.
@@ -130,6 +145,8 @@ fn granted_env_var_and_read_only_dir_are_visible_and_nothing_else() -> TestResul
     // Nothing outside it: not by `..`, not by an absolute host path.
     assert!(tag(&tags, "escape").starts_with("error:"), "{tags:?}");
     assert!(tag(&tags, "etc").starts_with("error:"), "{tags:?}");
+    // No network: a socket on the host's loopback is out of reach.
+    assert!(tag(&tags, "connect").starts_with("error:"), "{tags:?}");
     // Env values are the plugin's business, never the log's.
     assert!(!stderr.contains("visible"), "{stderr}");
     Ok(())
@@ -144,7 +161,9 @@ fn without_grants_the_plugin_sees_no_env_and_no_files() -> TestResult {
     assert!(out.status.success(), "{stderr}");
     let tags = tags(&out)?;
     assert_eq!(tag(&tags, "env"), "", "no env at all: {tags:?}");
-    for key in ["read", "list", "create", "append", "mkdir", "escape", "etc"] {
+    for key in [
+        "read", "list", "create", "append", "mkdir", "escape", "etc", "connect",
+    ] {
         assert!(tag(&tags, key).starts_with("error:"), "{key}: {tags:?}");
     }
     Ok(())

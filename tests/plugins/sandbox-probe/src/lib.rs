@@ -1,6 +1,8 @@
-//! Reports what the sandbox lets it see, as tags: its env vars (`env`), and what it can
-//! do under `/probe` (the guest path the tests grant read-only) and elsewhere. Writes one
-//! line to stderr per call and one to stdout (which the host discards).
+//! Reports what the sandbox lets it see, as tags: its env vars (`env`), what it can do
+//! under `/probe` (the guest path the tests grant read-only) and elsewhere, and whether it
+//! can connect to `127.0.0.1` on the port its record's `probe-port` label names
+//! (`connect`). Writes one line to stderr per call and one to stdout (which the host
+//! discards).
 
 use std::fmt::Display;
 use std::io::Write;
@@ -60,5 +62,13 @@ fn process(_event: Lifecycle, record: &mut Container, _state: &()) -> Result<Ver
         &outcome(std::fs::read_to_string("/probe/../outside.txt")),
     );
     record.set_tag("etc", &outcome(std::fs::read_to_string("/etc/hostname")));
+    let port = record
+        .label("probe-port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(9);
+    record.set_tag(
+        "connect",
+        &outcome(std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| "connected")),
+    );
     Ok(Verdict::Pass)
 }
