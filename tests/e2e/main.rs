@@ -13,3 +13,5 @@ mod pipeline;
 mod example_plugins;
 // Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.
 mod events;
+// Faults added by the test kit's fault proxy in front of the real containerd.
+mod faults;

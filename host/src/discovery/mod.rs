@@ -49,7 +49,7 @@ use state::{fingerprint, list_runtime, Listed};
 
 use crate::liveness::Liveness;
 use crate::record::ContainerState;
-use crate::runtime::cri::{ContainerSummary, CriError, CriState, SandboxSummary};
+use crate::runtime::cri::{ContainerSummary, CriApiVersion, CriError, CriState, SandboxSummary};
 use crate::runtime::events::{EventSource, Expect, Nudge};
 use crate::table::{ContainerEvent, ContainerTable, Generation};
 
@@ -150,6 +150,7 @@ impl Discovery {
             limit: Arc::new(Semaphore::new(concurrency)),
             warned_not_containerd: false,
             first_sync: FirstSync::NotYet,
+            cri_api: None,
             warned_poll_fallback: false,
             event_source: None,
         };
@@ -178,6 +179,8 @@ struct Runner {
     warned_not_containerd: bool,
     /// Readiness waits for the first full sync to be complete: listed and fetched.
     first_sync: FirstSync,
+    /// The CRI API version of the last connection.
+    cri_api: Option<CriApiVersion>,
     warned_poll_fallback: bool,
     /// The running event source (`events` mode on containerd), started at first connect.
     event_source: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
@@ -238,6 +241,7 @@ impl Runner {
                     let result = match listed.result {
                         Ok((ctx, containers, sandboxes)) => {
                             if self.ctx.is_none() {
+                                self.note_cri_api(ctx.cri.api_version());
                                 self.ctx = Some(ctx.clone());
                                 self.start_event_source(&cancel);
                             }
@@ -453,6 +457,21 @@ impl Runner {
         let source_cancel = cancel.child_token();
         let task = tokio::spawn(source.run(self.nudge_tx.clone(), source_cancel.clone()));
         self.event_source = Some((source_cancel, task));
+    }
+
+    /// Notes the CRI API version a connect negotiated. A change from the connection before
+    /// (the runtime was upgraded or downgraded in place) is said in the log and counted.
+    fn note_cri_api(&mut self, version: CriApiVersion) {
+        let changed = self.cri_api.is_some_and(|before| before != version);
+        if let (true, Some(before)) = (changed, self.cri_api) {
+            warn!(
+                message = "The runtime's CRI API version changed; renegotiated without a restart.",
+                before = before.as_str(),
+                now = version.as_str(),
+            );
+        }
+        crate::runtime::metrics::cri_api_negotiated(version, changed);
+        self.cri_api = Some(version);
     }
 
     /// Publishes readiness, waking watchers only on a change.

@@ -25,6 +25,7 @@ impl Runner {
             limit: Arc::new(Semaphore::new(1)),
             warned_not_containerd: false,
             first_sync: FirstSync::NotYet,
+            cri_api: None,
             warned_poll_fallback: false,
             event_source: None,
         }

@@ -126,6 +126,19 @@ pub enum CriApiVersion {
     V1Alpha2,
 }
 
+impl CriApiVersion {
+    /// Both, in the order they are tried.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V1Alpha2];
+
+    /// The package name's version part (`v1`, `v1alpha2`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V1Alpha2 => "v1alpha2",
+        }
+    }
+}
+
 /// What the runtime said in `Version`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeVersion {

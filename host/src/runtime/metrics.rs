@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::record::{ContainerState, Lifecycle};
+use crate::runtime::cri::CriApiVersion;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -39,6 +40,11 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    version: &'static str,
+}
+
 fn rpc_duration_histogram() -> Histogram {
     // 100 µs .. ~26 s: a status call takes about 0.4 ms, a list at most its 20 s timeout.
     Histogram::new(exponential_buckets(1e-4, 4.0, 10))
@@ -52,6 +58,8 @@ pub struct RuntimeMetrics {
     event_stream_reconnects: Counter,
     lifecycle_events: Family<EventLabels, Counter>,
     containers: Family<StateLabels, Gauge>,
+    cri_api: Family<ApiLabels, Gauge>,
+    cri_api_changes: Counter,
 }
 
 static METRICS: OnceLock<RuntimeMetrics> = OnceLock::new();
@@ -64,6 +72,8 @@ impl RuntimeMetrics {
             event_stream_reconnects: Counter::default(),
             lifecycle_events: Family::default(),
             containers: Family::default(),
+            cri_api: Family::default(),
+            cri_api_changes: Counter::default(),
         }
     }
 
@@ -96,6 +106,16 @@ impl RuntimeMetrics {
             "Containers in discovery's table, by state",
             m.containers.clone(),
         );
+        registry.register(
+            "gannet_runtime_cri_api",
+            "1 for the CRI API version in use (negotiated at every connect), 0 for the other",
+            m.cri_api.clone(),
+        );
+        registry.register(
+            "gannet_runtime_cri_api_changes",
+            "Times a reconnect negotiated another CRI API version than the connection before",
+            m.cri_api_changes.clone(),
+        );
     }
 }
 
@@ -117,6 +137,22 @@ pub(crate) fn rpc_finished(call: &'static str, elapsed: Duration, error: Option<
 pub(crate) fn event_stream_reconnected() {
     if let Some(m) = METRICS.get() {
         m.event_stream_reconnects.inc();
+    }
+}
+
+/// Records the CRI API version a connect negotiated; `changed` when it differs from the
+/// connection before.
+pub(crate) fn cri_api_negotiated(version: CriApiVersion, changed: bool) {
+    let Some(m) = METRICS.get() else { return };
+    for v in CriApiVersion::ALL {
+        m.cri_api
+            .get_or_create(&ApiLabels {
+                version: v.as_str(),
+            })
+            .set(i64::from(v == version));
+    }
+    if changed {
+        m.cri_api_changes.inc();
     }
 }
 
@@ -168,6 +204,7 @@ mod tests {
         event_stream_reconnected();
         lifecycle_event(Lifecycle::Added);
         containers_by_state([ContainerState::Running, ContainerState::Running].into_iter());
+        cri_api_negotiated(CriApiVersion::V1Alpha2, true);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)?;
         for expected in [
@@ -177,6 +214,9 @@ mod tests {
             "gannet_discovery_lifecycle_events_total{event=\"added\"}",
             "gannet_discovery_containers{state=\"running\"}",
             "gannet_discovery_containers{state=\"exited\"} 0",
+            "gannet_runtime_cri_api{version=\"v1alpha2\"} 1",
+            "gannet_runtime_cri_api{version=\"v1\"} 0",
+            "gannet_runtime_cri_api_changes_total 1",
         ] {
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }

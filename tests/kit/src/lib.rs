@@ -45,6 +45,7 @@
 
 mod containerd;
 mod cri;
+pub mod fault_proxy;
 mod gannet;
 mod wasm;
 

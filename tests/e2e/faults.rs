@@ -1,0 +1,276 @@
+//! Faults the real runtime cannot be made to produce on demand, added by the test kit's
+//! fault proxy between `gannet run` and the real containerd: CRI v1 disappearing in the
+//! middle of a run (an in-place upgrade or downgrade) and back, and one container whose
+//! `ContainerStatus` never answers. Everything the proxy passes on comes from containerd.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde_json::Value;
+
+use gannet_test_kit::fault_proxy::{Fault, FaultProxy, Rule, UNIMPLEMENTED};
+use gannet_test_kit::{
+    random_hex, wait_until, wait_until_blocking, ContainerSpec, Containerd, Gannet, GannetProcess,
+    PodSpec,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const V1: &str = "/runtime.v1.RuntimeService/";
+const V1ALPHA2: &str = "/runtime.v1alpha2.RuntimeService/";
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// An HTTP/1.0 GET on 127.0.0.1: the status and the body.
+fn get(port: u16, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+fn ready(health: u16) -> bool {
+    get(health, "/readyz").is_ok_and(|(status, _)| status == 200)
+}
+
+/// `gannet run` on the proxy's socket with a file output `d/out.jsonl`, syncing every
+/// second so a fault is met quickly.
+fn start_agent(
+    d: &Path,
+    proxy: &FaultProxy,
+    lab: &Containerd,
+    health: u16,
+) -> Result<GannetProcess> {
+    let config = d.join("gannet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[runtime]
+sync_period_secs = 1
+resync_period_secs = 5
+[outputs.default]
+type = "file"
+path = "{d}/out.jsonl"
+[api]
+socket = "{d}/api.sock"
+grpc_socket = "{d}/grpc.sock"
+health_listen = "127.0.0.1:{health}"
+"#,
+            d = d.display()
+        ),
+    )?;
+    Gannet::cmd(["run", "--node-name", "e2e-node", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(proxy.socket())
+        .lab(lab)
+        .spawn()
+}
+
+/// The events of `id` in the file output.
+fn events_of(d: &Path, id: &str) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(d.join("out.jsonl")).unwrap_or_default();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let event: Value = serde_json::from_str(line)?;
+        if event["record"]["id"] == id {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+fn added(d: &Path, id: &str) -> Result<bool> {
+    Ok(events_of(d, id)?.iter().any(|e| e["event"] == "added"))
+}
+
+/// Waits for `/readyz` to leave 200 and come back, through the fault in between.
+async fn renegotiated(health: u16, what: &str) -> Result<()> {
+    wait_until_blocking(TIMEOUT, &format!("not ready once {what}"), || {
+        Ok((!ready(health)).then_some(()))
+    })?;
+    wait_until_blocking(TIMEOUT, &format!("ready again after {what}"), || {
+        Ok(ready(health).then_some(()))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
+    let health = free_port()?;
+    let agent = start_agent(d, &proxy, lab, health)?;
+    let ns = format!("e2e-faults-{}", random_hex(3)?);
+    let result = async {
+        wait_until_blocking(Duration::from_secs(120), "ready on CRI v1", || {
+            Ok(ready(health).then_some(()))
+        })?;
+        let metrics = get(health, "/metrics")?.1;
+        ensure!(
+            metrics.contains("gannet_runtime_cri_api{version=\"v1\"} 1"),
+            "{metrics}"
+        );
+
+        // The runtime drops CRI v1 in place: every v1 call is UNIMPLEMENTED.
+        proxy.set_rules(vec![Rule::new(V1, Fault::Status(UNIMPLEMENTED))]);
+        renegotiated(health, "v1 went away").await?;
+        let metrics = get(health, "/metrics")?.1;
+        for expected in [
+            "gannet_runtime_cri_api{version=\"v1alpha2\"} 1",
+            "gannet_runtime_cri_api{version=\"v1\"} 0",
+            "gannet_runtime_cri_api_changes_total 1",
+        ] {
+            ensure!(metrics.contains(expected), "no {expected} in:\n{metrics}");
+        }
+        let log = agent.stderr();
+        ensure!(
+            log.lines()
+                .any(|l| l.contains("CRI API version changed") && l.contains("v1alpha2")),
+            "the log does not say the API changed:\n{log}"
+        );
+        // Discovery works on v1alpha2: a new container is added.
+        let pod = cri
+            .create_pod(&PodSpec::new("fault-a").namespace(&ns))
+            .await?;
+        let app = cri
+            .run_container(&pod, &ContainerSpec::sleeper("app"))
+            .await?;
+        wait_until(TIMEOUT, "the container added over v1alpha2", || async {
+            Ok(added(d, &app.id)?.then_some(()))
+        })
+        .await?;
+        ensure!(
+            proxy
+                .seen()
+                .iter()
+                .any(|c| c.method.starts_with(V1ALPHA2) && c.fault.is_none()),
+            "no v1alpha2 call reached containerd"
+        );
+
+        // And the reverse: v1alpha2 goes, v1 is back.
+        proxy.set_rules(vec![Rule::new(V1ALPHA2, Fault::Status(UNIMPLEMENTED))]);
+        renegotiated(health, "v1alpha2 went away").await?;
+        let metrics = get(health, "/metrics")?.1;
+        for expected in [
+            "gannet_runtime_cri_api{version=\"v1\"} 1",
+            "gannet_runtime_cri_api_changes_total 2",
+        ] {
+            ensure!(metrics.contains(expected), "no {expected} in:\n{metrics}");
+        }
+        cri.remove_pod(&pod).await?;
+        wait_until(TIMEOUT, "the container removed over v1", || async {
+            Ok(events_of(d, &app.id)?
+                .iter()
+                .any(|e| e["event"] == "removed")
+                .then_some(()))
+        })
+        .await
+    }
+    .await;
+    let output = agent.stop()?;
+    if result.is_err() {
+        eprintln!("{output}");
+    }
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_container_status_never_blocks_the_others() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
+    let health = free_port()?;
+    let agent = start_agent(d, &proxy, lab, health)?;
+    let ns = format!("e2e-stall-{}", random_hex(3)?);
+    let result = async {
+        wait_until_blocking(Duration::from_secs(120), "ready", || {
+            Ok(ready(health).then_some(()))
+        })?;
+        // Every status call stalls until the stuck container's id is known; then only its.
+        let status_call = format!("{V1}ContainerStatus");
+        proxy.set_rules(vec![Rule::new(&status_call, Fault::Stall)]);
+        let stuck_pod = cri
+            .create_pod(&PodSpec::new("stuck").namespace(&ns))
+            .await?;
+        let stuck = cri
+            .run_container(&stuck_pod, &ContainerSpec::sleeper("app"))
+            .await?;
+        proxy.set_rules(vec![
+            Rule::new(&status_call, Fault::Stall).containing(&stuck.id)
+        ]);
+        wait_until_blocking(TIMEOUT, "the stuck container's status call", || {
+            Ok(proxy
+                .seen()
+                .iter()
+                .any(|c| {
+                    c.fault == Some(Fault::Stall)
+                        && c.body
+                            .windows(stuck.id.len())
+                            .any(|w| w == stuck.id.as_bytes())
+                })
+                .then_some(()))
+        })?;
+
+        // Others keep flowing while it hangs.
+        let pod = cri
+            .create_pod(&PodSpec::new("flowing").namespace(&ns))
+            .await?;
+        let others = [
+            cri.run_container(&pod, &ContainerSpec::sleeper("one"))
+                .await?,
+            cri.run_container(&pod, &ContainerSpec::sleeper("two"))
+                .await?,
+        ];
+        for c in &others {
+            wait_until(
+                TIMEOUT,
+                "a container beside the stuck one added",
+                || async { Ok(added(d, &c.id)?.then_some(())) },
+            )
+            .await?;
+        }
+        ensure!(
+            !added(d, &stuck.id)?,
+            "the stuck container was added although its status never answered"
+        );
+        ensure!(
+            ready(health),
+            "a stalled status call made the agent unready"
+        );
+
+        // Once the runtime answers again, the stuck container arrives too.
+        proxy.set_rules(Vec::new());
+        wait_until(
+            TIMEOUT,
+            "the stuck container added once answered",
+            || async { Ok(added(d, &stuck.id)?.then_some(())) },
+        )
+        .await?;
+        cri.remove_pod(&stuck_pod).await?;
+        cri.remove_pod(&pod).await
+    }
+    .await;
+    let output = agent.stop()?;
+    if result.is_err() {
+        eprintln!("{output}");
+    }
+    result
+}
