@@ -274,3 +274,95 @@ async fn a_stalled_container_status_never_blocks_the_others() -> Result<()> {
     }
     result
 }
+
+/// Every call half a second late: discovery keeps working, stays ready, and never has more
+/// calls outstanding than its fetch bound plus its one list and the event stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_runtime_piles_nothing_up() -> Result<()> {
+    /// `runtime.max_concurrent_fetches` by default, plus the list, the subscription and the
+    /// sandbox lookups of the event path.
+    const BOUND: usize = 16 + 4;
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
+    let health = free_port()?;
+    let agent = start_agent(d, &proxy, lab, health)?;
+    let ns = format!("e2e-slow-{}", random_hex(3)?);
+    let result = async {
+        wait_until_blocking(Duration::from_secs(120), "ready", || {
+            Ok(ready(health).then_some(()))
+        })?;
+        proxy.set_rules(vec![Rule::new(
+            "/",
+            Fault::Delay(Duration::from_millis(500)),
+        )]);
+        let pod = cri.create_pod(&PodSpec::new("slow").namespace(&ns)).await?;
+        let mut containers = Vec::new();
+        for name in ["one", "two", "three", "four"] {
+            containers.push(
+                cri.run_container(&pod, &ContainerSpec::sleeper(name))
+                    .await?,
+            );
+        }
+        for c in &containers {
+            wait_until(
+                TIMEOUT,
+                "a container added through the slow runtime",
+                || async { Ok(added(d, &c.id)?.then_some(())) },
+            )
+            .await?;
+        }
+        // Several syncs at half a second a call.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        ensure!(ready(health), "a slow runtime made the agent unready");
+        let most = proxy.max_in_flight();
+        ensure!(most <= BOUND, "{most} calls were outstanding at once");
+        proxy.set_rules(Vec::new());
+        cri.remove_pod(&pod).await
+    }
+    .await;
+    let output = agent.stop()?;
+    if result.is_err() {
+        eprintln!("{output}");
+    }
+    result
+}
+
+/// Reset list calls: not ready while the runtime cannot be listed, ready again once it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_list_calls_make_it_unready_until_they_answer() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
+    let health = free_port()?;
+    let agent = start_agent(d, &proxy, lab, health)?;
+    let result = async {
+        wait_until_blocking(Duration::from_secs(120), "ready", || {
+            Ok(ready(health).then_some(()))
+        })?;
+        proxy.set_rules(vec![Rule::new(
+            &format!("{V1}ListContainers"),
+            Fault::Reset,
+        )]);
+        wait_until_blocking(TIMEOUT, "not ready while lists are reset", || {
+            Ok((!ready(health)).then_some(()))
+        })?;
+        ensure!(
+            agent.stderr().contains("Runtime sync failed"),
+            "the log says nothing"
+        );
+        proxy.set_rules(Vec::new());
+        wait_until_blocking(TIMEOUT, "ready once lists answer", || {
+            Ok(ready(health).then_some(()))
+        })
+    }
+    .await;
+    let output = agent.stop()?;
+    if result.is_err() {
+        eprintln!("{output}");
+    }
+    result
+}

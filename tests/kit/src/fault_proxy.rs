@@ -91,6 +91,26 @@ pub struct Seen {
 struct Shared {
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<Vec<Seen>>,
+    /// Calls in flight now, and the most ever.
+    in_flight: Mutex<(usize, usize)>,
+}
+
+/// Counts a call in flight until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let mut counts = lock(&shared.in_flight);
+        counts.0 += 1;
+        counts.1 = counts.1.max(counts.0);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.in_flight).0 -= 1;
+    }
 }
 
 /// A running proxy; it stops when dropped.
@@ -144,6 +164,12 @@ impl FaultProxy {
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.shared.seen).clone()
     }
+
+    /// The most calls that were waiting for their answer at once (a streaming call counts
+    /// until its answer starts).
+    pub fn max_in_flight(&self) -> usize {
+        lock(&self.shared.in_flight).1
+    }
 }
 
 impl Drop for FaultProxy {
@@ -179,6 +205,7 @@ async fn forward(
     mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
     shared: Arc<Shared>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let method = parts.uri.path().to_string();
