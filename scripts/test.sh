@@ -14,9 +14,11 @@
 #    `cargo test --workspace` against it (GANNET_E2E_LAB) and the example plugins' own
 #    unit tests (natively, against MockContainer), runs the README's main job
 #    (scripts/demo.sh --duration 20, whose build is then a no-op) as a smoke test, runs
-#    each benchmark once in test mode (`cargo test --benches`) and the perf smoke, both on
+#    each benchmark once in test mode (`cargo test --bench '*'`) and the perf smoke, both on
 #    that same debug build;
-# 5. always tears the containerd down, whatever failed.
+# 5. runs every fuzz target for 20 s (scripts/fuzz.sh: cargo-fuzz on the nightly toolchain,
+#    its own build in fuzz/target);
+# 6. always tears the containerd down, whatever failed.
 #
 # Env: CARGO_TARGET_DIR is honoured. With CI=true, an e2e test that cannot reach
 # containerd fails instead of skipping.
@@ -50,8 +52,9 @@ for ws in plugins tests/plugins; do
   [ -f "$ws/Cargo.toml" ] && PLUGIN_WORKSPACES+=("$ws")
 done
 
-step "cargo fmt --check (workspace, ${PLUGIN_WORKSPACES[*]})"
+step "cargo fmt --check (workspace, ${PLUGIN_WORKSPACES[*]}, fuzz)"
 cargo fmt --all --check
+cargo fmt --all --check --manifest-path fuzz/Cargo.toml
 for ws in "${PLUGIN_WORKSPACES[@]}"; do
   cargo fmt --all --check --manifest-path "$ws/Cargo.toml"
 done
@@ -154,3 +157,8 @@ fi
 # `cargo test --no-run` built, against the debug gannet beside it.
 step "perf smoke: target/debug/examples/perf --smoke"
 "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/perf" --smoke --lab "$LAB"
+
+# Every parser of outside input, fuzzed for a short while from the fixtures' seeds; the
+# documented long runs are in docs/FUZZING.md.
+step "fuzz smoke: scripts/fuzz.sh --seconds 20"
+scripts/fuzz.sh --seconds 20

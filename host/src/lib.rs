@@ -41,6 +41,8 @@
 //! chain they started on.
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plugins;
 pub mod record;
 pub(crate) mod tls;

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,16 +39,27 @@ fn error(status: StatusCode, message: &str) -> Response {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-async fn list(State(ctx): State<ApiContext>, Query(filter): Query<ContainerFilter>) -> Response {
+/// The filter of a `/v1/containers` query string (`namespace=&pod=&state=`), or what is
+/// wrong with it.
+pub(crate) fn parse_filter(query: &str) -> Result<ContainerFilter, String> {
     const STATES: [&str; 5] = ["running", "exited", "created", "unknown", "removed"];
+    let filter: ContainerFilter = serde_urlencoded::from_str(query)
+        .map_err(|e| format!("bad query string: {e}; use namespace=, pod= and state="))?;
     if let Some(state) = &filter.state {
         if !STATES.contains(&state.as_str()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "state must be one of running, exited, created, unknown, removed",
+            return Err(
+                "state must be one of running, exited, created, unknown, removed".to_string(),
             );
         }
     }
+    Ok(filter)
+}
+
+async fn list(State(ctx): State<ApiContext>, RawQuery(query): RawQuery) -> Response {
+    let filter = match parse_filter(query.as_deref().unwrap_or("")) {
+        Ok(filter) => filter,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
     let env = ctx.env_values();
     let records: Vec<_> = ctx
         .view

@@ -21,6 +21,7 @@ use tracing::{error, Instrument};
 mod auth;
 mod config;
 mod data;
+pub(crate) use data::parse_filter;
 pub mod grpc;
 mod health;
 mod tls_listener;

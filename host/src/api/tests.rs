@@ -548,3 +548,24 @@ async fn a_bad_token_or_tls_file_stops_the_start_naming_the_field() -> TestResul
     );
     Ok(())
 }
+
+#[test]
+fn a_bad_query_string_names_what_is_wrong() {
+    let unknown = parse_filter("colour=red").err().unwrap_or_default();
+    assert!(unknown.contains("unknown field `colour`"), "{unknown}");
+    assert!(
+        unknown.ends_with("use namespace=, pod= and state="),
+        "{unknown}"
+    );
+    let state = parse_filter("state=bogus").err().unwrap_or_default();
+    assert_eq!(
+        state,
+        "state must be one of running, exited, created, unknown, removed"
+    );
+    let filter = parse_filter("namespace=shop&pod=web%2D1&state=removed");
+    assert!(filter.is_ok_and(|f| f.namespace.as_deref() == Some("shop")
+        && f.pod.as_deref() == Some("web-1")
+        && f.state.as_deref() == Some("removed")));
+    // A key given twice is an error, not the last one silently winning.
+    assert!(parse_filter("state=running&state=exited").is_err());
+}

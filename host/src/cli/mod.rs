@@ -17,6 +17,7 @@ mod run;
 
 pub use list::ListArgs;
 pub use plugin::PluginCommand;
+pub(crate) use plugin::{line_text as plugin_input_line, parse_line as plugin_input_record};
 
 pub use config::ConfigCommand;
 pub use run::RunArgs;

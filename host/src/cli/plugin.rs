@@ -158,7 +158,7 @@ struct Envelope {
 }
 
 /// Parses one input line: an envelope if it has a `record` key, else a bare record.
-fn parse_line(line: &str) -> Result<(Lifecycle, ContainerRecord), serde_json::Error> {
+pub(crate) fn parse_line(line: &str) -> Result<(Lifecycle, ContainerRecord), serde_json::Error> {
     let value: serde_json::Value = serde_json::from_str(line)?;
     if value.get("record").is_some() {
         let envelope: Envelope = serde_json::from_value(value)?;
@@ -215,7 +215,7 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 }
 
 /// The text of one input line, without its `\r\n` or `\n`.
-fn line_text(mut bytes: Vec<u8>) -> Result<String, String> {
+pub(crate) fn line_text(mut bytes: Vec<u8>) -> Result<String, String> {
     if bytes.last() == Some(&b'\r') {
         bytes.pop();
     }
