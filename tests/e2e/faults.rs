@@ -366,3 +366,65 @@ async fn reset_list_calls_make_it_unready_until_they_answer() -> Result<()> {
     }
     result
 }
+
+/// An event stream that ends at once, every time (a subscription answered with an empty
+/// OK): a few re-subscriptions with backoff, then one log line and polling; discovery
+/// goes on through the periodic list, with no reconnect storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_that_keeps_ending_falls_back_to_polling() -> Result<()> {
+    const SUBSCRIBE: &str = "/containerd.services.events.v1.Events/Subscribe";
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
+    proxy.set_rules(vec![Rule::new(SUBSCRIBE, Fault::Status(0))]);
+    let health = free_port()?;
+    let agent = start_agent(d, &proxy, lab, health)?;
+    let ns = format!("e2e-nostream-{}", random_hex(3)?);
+    let result = async {
+        wait_until_blocking(Duration::from_secs(120), "ready", || {
+            Ok(ready(health).then_some(()))
+        })?;
+        let fallback = "event stream keeps ending at once; falling back to polling";
+        wait_until_blocking(TIMEOUT, "the fallback to polling", || {
+            Ok(agent.stderr().contains(fallback).then_some(()))
+        })?;
+        // Discovery goes on without the stream.
+        let pod = cri
+            .create_pod(&PodSpec::new("polled").namespace(&ns))
+            .await?;
+        let app = cri
+            .run_container(&pod, &ContainerSpec::sleeper("app"))
+            .await?;
+        wait_until(TIMEOUT, "a container added by polling", || async {
+            Ok(added(d, &app.id)?.then_some(()))
+        })
+        .await?;
+        let subscriptions = proxy
+            .seen()
+            .iter()
+            .filter(|c| c.method == SUBSCRIBE)
+            .count();
+        ensure!(
+            subscriptions <= 6,
+            "{subscriptions} subscriptions: a reconnect storm"
+        );
+        let log = agent.stderr();
+        ensure!(
+            log.matches(fallback).count() == 1,
+            "the fallback was said more than once"
+        );
+        ensure!(
+            log.matches("Event stream ended; re-subscribing").count() <= 1,
+            "a log line per stream end"
+        );
+        cri.remove_pod(&pod).await
+    }
+    .await;
+    let output = agent.stop()?;
+    if result.is_err() {
+        eprintln!("{output}");
+    }
+    result
+}

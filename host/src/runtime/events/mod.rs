@@ -39,6 +39,73 @@ const MAX_RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(2);
 /// catches up on the gap starts (containerd answers a subscription only with its first
 /// event, so there is no acknowledgement to wait for).
 const SUBSCRIBE_SETTLE: Duration = Duration::from_millis(50);
+/// A stream that ends sooner than this after subscribing ended "at once".
+const SHORT_STREAM: Duration = Duration::from_secs(1);
+/// Streams in a row that end at once before the reader gives the stream up: the loop's
+/// periodic list (polling) then carries discovery alone.
+const QUICK_ENDS_BEFORE_POLLING: u32 = 5;
+/// While polling, how often the stream is tried again.
+const POLLING_RETRY: Duration = Duration::from_secs(300);
+
+/// What the reader does after a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextTry {
+    /// Subscribe again after this long.
+    After(Duration),
+    /// The stream keeps ending at once: say so once, then try again after
+    /// [`POLLING_RETRY`] and rely on the periodic list meanwhile.
+    FallBackToPolling,
+}
+
+/// When to subscribe again: at once after a stream that lasted, with a growing backoff
+/// after streams that end at once, and rarely once they keep doing so, so a runtime whose
+/// stream ends at once gets no reconnect storm (and no resync storm).
+#[derive(Debug)]
+struct Resubscribe {
+    backoff: Duration,
+    quick_ends: u32,
+    polling: bool,
+}
+
+impl Resubscribe {
+    fn new() -> Self {
+        Self {
+            backoff: MIN_RESUBSCRIBE_BACKOFF,
+            quick_ends: 0,
+            polling: false,
+        }
+    }
+
+    /// The subscription itself failed: the wait before the next try.
+    fn failed(&mut self) -> Duration {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
+        wait
+    }
+
+    /// A stream ended `lasted` after it was subscribed.
+    fn ended(&mut self, lasted: Duration) -> NextTry {
+        if lasted >= SHORT_STREAM {
+            *self = Self::new();
+            return NextTry::After(Duration::ZERO);
+        }
+        self.quick_ends += 1;
+        if self.polling {
+            return NextTry::After(POLLING_RETRY);
+        }
+        if self.quick_ends >= QUICK_ENDS_BEFORE_POLLING {
+            self.polling = true;
+            return NextTry::FallBackToPolling;
+        }
+        NextTry::After(self.failed())
+    }
+
+    /// Whether a subscription or a stream's end is worth a log line above debug: not while
+    /// streams keep ending at once.
+    fn worth_telling(&self) -> bool {
+        self.quick_ends == 0
+    }
+}
 /// Most ids remembered in the kind cache; past it the cache is cleared (ids are removed
 /// on `/containers/delete`, so this only bounds leaks from missed deletes).
 const KIND_CACHE_LIMIT: usize = 65_536;
@@ -143,7 +210,7 @@ impl EventSource {
 
 /// The reader: subscribe, decode, filter, merge into `pending`; re-subscribe with backoff.
 async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: CancellationToken) {
-    let mut backoff = MIN_RESUBSCRIBE_BACKOFF;
+    let mut retry = Resubscribe::new();
     let mut subscribed_before = false;
     loop {
         let connected = tokio::select! {
@@ -162,7 +229,11 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
                     () = tokio::time::sleep(SUBSCRIBE_SETTLE) => None,
                 };
                 if early.as_ref().is_none_or(Result::is_ok) {
-                    info!(message = "Subscribed to containerd events.", socket = %socket.display());
+                    if retry.worth_telling() {
+                        info!(message = "Subscribed to containerd events.", socket = %socket.display());
+                    } else {
+                        debug!(message = "Subscribed to containerd events again.", socket = %socket.display());
+                    }
                     if subscribed_before {
                         // Events in the gap are lost: a full resync catches up.
                         pending.request_resync();
@@ -182,17 +253,17 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
         let mut stream = match subscribed {
             Ok(stream) => stream,
             Err(error) => {
-                debug!(message = "Event subscription failed; retrying.", %error, retry_in = ?backoff);
+                let wait = retry.failed();
+                debug!(message = "Event subscription failed; retrying.", %error, retry_in = ?wait);
                 tokio::select! {
                     () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
                 continue;
             }
         };
-        backoff = MIN_RESUBSCRIBE_BACKOFF;
-        loop {
+        let since = tokio::time::Instant::now();
+        let ended = loop {
             let message = tokio::select! {
                 () = cancel.cancelled() => return,
                 m = stream.message() => m,
@@ -212,17 +283,33 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
                         }
                     }
                 }
-                Ok(None) => {
-                    warn!(message = "containerd closed the event stream; re-subscribing.");
-                    crate::runtime::metrics::event_stream_reconnected();
-                    break;
-                }
-                Err(status) => {
-                    warn!(message = "containerd event stream broke; re-subscribing.", error = %status);
-                    crate::runtime::metrics::event_stream_reconnected();
-                    break;
-                }
+                Ok(None) => break "containerd closed the event stream".to_string(),
+                Err(status) => break format!("containerd event stream broke: {status}"),
             }
+        };
+        crate::runtime::metrics::event_stream_reconnected();
+        let telling = retry.worth_telling();
+        let wait = match retry.ended(since.elapsed()) {
+            NextTry::After(wait) => {
+                if telling {
+                    warn!(message = "Event stream ended; re-subscribing.", reason = %ended, retry_in = ?wait);
+                } else {
+                    debug!(message = "Event stream ended again at once; re-subscribing.", reason = %ended, retry_in = ?wait);
+                }
+                wait
+            }
+            NextTry::FallBackToPolling => {
+                warn!(
+                    message = "containerd's event stream keeps ending at once; falling back to polling (the periodic list) and trying the stream again every 5 minutes.",
+                    reason = %ended,
+                    ends_in_a_row = QUICK_ENDS_BEFORE_POLLING,
+                );
+                POLLING_RETRY
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -271,3 +271,36 @@ fn the_oom_event_decodes_to_an_oom_kill() -> Result<(), RuntimeEventsError> {
     );
     Ok(())
 }
+
+#[test]
+fn a_stream_that_keeps_ending_at_once_backs_off_then_falls_back_to_polling() {
+    let mut retry = Resubscribe::new();
+    assert!(retry.worth_telling());
+    let quick = Duration::from_millis(10);
+    let waits: Vec<NextTry> = (0..QUICK_ENDS_BEFORE_POLLING)
+        .map(|_| retry.ended(quick))
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            NextTry::After(Duration::from_millis(100)),
+            NextTry::After(Duration::from_millis(200)),
+            NextTry::After(Duration::from_millis(400)),
+            NextTry::After(Duration::from_millis(800)),
+            NextTry::FallBackToPolling,
+        ]
+    );
+    assert!(
+        !retry.worth_telling(),
+        "no log line per end while it keeps ending"
+    );
+    // Polling: one try every POLLING_RETRY, and no second fallback line.
+    assert_eq!(retry.ended(quick), NextTry::After(POLLING_RETRY));
+    // A stream that lasts brings back the normal path at once.
+    assert_eq!(retry.ended(SHORT_STREAM), NextTry::After(Duration::ZERO));
+    assert!(retry.worth_telling());
+    assert_eq!(
+        retry.ended(quick),
+        NextTry::After(Duration::from_millis(100))
+    );
+}
