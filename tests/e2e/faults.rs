@@ -107,20 +107,66 @@ async fn renegotiated(health: u16, what: &str) -> Result<()> {
     })
 }
 
+/// One fault test's world: the shared lab, a fault proxy in front of it (with `rules` from
+/// the start), `gannet run` on the proxy, ready, and a namespace of its own.
+struct Faulty {
+    lab: &'static Containerd,
+    dir: tempfile::TempDir,
+    proxy: FaultProxy,
+    health: u16,
+    agent: GannetProcess,
+    ns: String,
+}
+
+impl Faulty {
+    async fn start(ns_prefix: &str, rules: Vec<Rule>, ready_what: &str) -> Result<Self> {
+        let lab = Containerd::shared()?;
+        let dir = tempfile::tempdir()?;
+        let proxy = FaultProxy::start(&lab.socket(), &dir.path().join("proxy.sock"))?;
+        proxy.set_rules(rules);
+        let health = free_port()?;
+        let agent = start_agent(dir.path(), &proxy, lab, health)?;
+        let ns = format!("{ns_prefix}-{}", random_hex(3)?);
+        let t = Self {
+            lab,
+            dir,
+            proxy,
+            health,
+            agent,
+            ns,
+        };
+        let readiness = wait_until_blocking(Duration::from_secs(120), ready_what, || {
+            Ok(ready(health).then_some(()))
+        });
+        match readiness {
+            Ok(()) => Ok(t),
+            Err(error) => Err(t
+                .finish(Err(error))
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("gannet never became ready"))),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the agent; on failure prints its whole output.
+    fn finish(self, result: Result<()>) -> Result<()> {
+        let output = self.agent.stop()?;
+        if result.is_err() {
+            eprintln!("{output}");
+        }
+        result
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -> Result<()> {
-    let lab = Containerd::shared()?;
-    let cri = lab.cri().await?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
-    let health = free_port()?;
-    let agent = start_agent(d, &proxy, lab, health)?;
-    let ns = format!("e2e-faults-{}", random_hex(3)?);
+    let t = Faulty::start("e2e-faults", Vec::new(), "ready on CRI v1").await?;
+    let cri = t.lab.cri().await?;
+    let (d, proxy, health, agent, ns) = (t.dir(), &t.proxy, t.health, &t.agent, t.ns.as_str());
     let result = async {
-        wait_until_blocking(Duration::from_secs(120), "ready on CRI v1", || {
-            Ok(ready(health).then_some(()))
-        })?;
         let metrics = get(health, "/metrics")?.1;
         ensure!(
             metrics.contains("gannet_runtime_cri_api{version=\"v1\"} 1"),
@@ -146,7 +192,7 @@ async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -
         );
         // Discovery works on v1alpha2: a new container is added.
         let pod = cri
-            .create_pod(&PodSpec::new("fault-a").namespace(&ns))
+            .create_pod(&PodSpec::new("fault-a").namespace(ns))
             .await?;
         let app = cri
             .run_container(&pod, &ContainerSpec::sleeper("app"))
@@ -183,33 +229,19 @@ async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -
         .await
     }
     .await;
-    let output = agent.stop()?;
-    if result.is_err() {
-        eprintln!("{output}");
-    }
-    result
+    t.finish(result)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_container_status_never_blocks_the_others() -> Result<()> {
-    let lab = Containerd::shared()?;
-    let cri = lab.cri().await?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
-    let health = free_port()?;
-    let agent = start_agent(d, &proxy, lab, health)?;
-    let ns = format!("e2e-stall-{}", random_hex(3)?);
+    let t = Faulty::start("e2e-stall", Vec::new(), "ready").await?;
+    let cri = t.lab.cri().await?;
+    let (d, proxy, health, ns) = (t.dir(), &t.proxy, t.health, t.ns.as_str());
     let result = async {
-        wait_until_blocking(Duration::from_secs(120), "ready", || {
-            Ok(ready(health).then_some(()))
-        })?;
         // Every status call stalls until the stuck container's id is known; then only its.
         let status_call = format!("{V1}ContainerStatus");
         proxy.set_rules(vec![Rule::new(&status_call, Fault::Stall)]);
-        let stuck_pod = cri
-            .create_pod(&PodSpec::new("stuck").namespace(&ns))
-            .await?;
+        let stuck_pod = cri.create_pod(&PodSpec::new("stuck").namespace(ns)).await?;
         let stuck = cri
             .run_container(&stuck_pod, &ContainerSpec::sleeper("app"))
             .await?;
@@ -231,7 +263,7 @@ async fn a_stalled_container_status_never_blocks_the_others() -> Result<()> {
 
         // Others keep flowing while it hangs.
         let pod = cri
-            .create_pod(&PodSpec::new("flowing").namespace(&ns))
+            .create_pod(&PodSpec::new("flowing").namespace(ns))
             .await?;
         let others = [
             cri.run_container(&pod, &ContainerSpec::sleeper("one"))
@@ -268,11 +300,7 @@ async fn a_stalled_container_status_never_blocks_the_others() -> Result<()> {
         cri.remove_pod(&pod).await
     }
     .await;
-    let output = agent.stop()?;
-    if result.is_err() {
-        eprintln!("{output}");
-    }
-    result
+    t.finish(result)
 }
 
 /// Every call half a second late: discovery keeps working, stays ready, and never has more
@@ -282,23 +310,15 @@ async fn a_slow_runtime_piles_nothing_up() -> Result<()> {
     /// `runtime.max_concurrent_fetches` by default, plus the list, the subscription and the
     /// sandbox lookups of the event path.
     const BOUND: usize = 16 + 4;
-    let lab = Containerd::shared()?;
-    let cri = lab.cri().await?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
-    let health = free_port()?;
-    let agent = start_agent(d, &proxy, lab, health)?;
-    let ns = format!("e2e-slow-{}", random_hex(3)?);
+    let t = Faulty::start("e2e-slow", Vec::new(), "ready").await?;
+    let cri = t.lab.cri().await?;
+    let (d, proxy, health, ns) = (t.dir(), &t.proxy, t.health, t.ns.as_str());
     let result = async {
-        wait_until_blocking(Duration::from_secs(120), "ready", || {
-            Ok(ready(health).then_some(()))
-        })?;
         proxy.set_rules(vec![Rule::new(
             "/",
             Fault::Delay(Duration::from_millis(500)),
         )]);
-        let pod = cri.create_pod(&PodSpec::new("slow").namespace(&ns)).await?;
+        let pod = cri.create_pod(&PodSpec::new("slow").namespace(ns)).await?;
         let mut containers = Vec::new();
         for name in ["one", "two", "three", "four"] {
             containers.push(
@@ -323,26 +343,15 @@ async fn a_slow_runtime_piles_nothing_up() -> Result<()> {
         cri.remove_pod(&pod).await
     }
     .await;
-    let output = agent.stop()?;
-    if result.is_err() {
-        eprintln!("{output}");
-    }
-    result
+    t.finish(result)
 }
 
 /// Reset list calls: not ready while the runtime cannot be listed, ready again once it can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_list_calls_make_it_unready_until_they_answer() -> Result<()> {
-    let lab = Containerd::shared()?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
-    let health = free_port()?;
-    let agent = start_agent(d, &proxy, lab, health)?;
+    let t = Faulty::start("e2e-faults", Vec::new(), "ready").await?;
+    let (proxy, health, agent) = (&t.proxy, t.health, &t.agent);
     let result = async {
-        wait_until_blocking(Duration::from_secs(120), "ready", || {
-            Ok(ready(health).then_some(()))
-        })?;
         proxy.set_rules(vec![Rule::new(
             &format!("{V1}ListContainers"),
             Fault::Reset,
@@ -360,11 +369,7 @@ async fn reset_list_calls_make_it_unready_until_they_answer() -> Result<()> {
         })
     }
     .await;
-    let output = agent.stop()?;
-    if result.is_err() {
-        eprintln!("{output}");
-    }
-    result
+    t.finish(result)
 }
 
 /// An event stream that ends at once, every time (a subscription answered with an empty
@@ -373,26 +378,22 @@ async fn reset_list_calls_make_it_unready_until_they_answer() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stream_that_keeps_ending_falls_back_to_polling() -> Result<()> {
     const SUBSCRIBE: &str = "/containerd.services.events.v1.Events/Subscribe";
-    let lab = Containerd::shared()?;
-    let cri = lab.cri().await?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path();
-    let proxy = FaultProxy::start(&lab.socket(), &d.join("proxy.sock"))?;
-    proxy.set_rules(vec![Rule::new(SUBSCRIBE, Fault::Status(0))]);
-    let health = free_port()?;
-    let agent = start_agent(d, &proxy, lab, health)?;
-    let ns = format!("e2e-nostream-{}", random_hex(3)?);
+    let t = Faulty::start(
+        "e2e-nostream",
+        vec![Rule::new(SUBSCRIBE, Fault::Status(0))],
+        "ready",
+    )
+    .await?;
+    let cri = t.lab.cri().await?;
+    let (d, proxy, agent, ns) = (t.dir(), &t.proxy, &t.agent, t.ns.as_str());
     let result = async {
-        wait_until_blocking(Duration::from_secs(120), "ready", || {
-            Ok(ready(health).then_some(()))
-        })?;
         let fallback = "event stream keeps ending at once; falling back to polling";
         wait_until_blocking(TIMEOUT, "the fallback to polling", || {
             Ok(agent.stderr().contains(fallback).then_some(()))
         })?;
         // Discovery goes on without the stream.
         let pod = cri
-            .create_pod(&PodSpec::new("polled").namespace(&ns))
+            .create_pod(&PodSpec::new("polled").namespace(ns))
             .await?;
         let app = cri
             .run_container(&pod, &ContainerSpec::sleeper("app"))
@@ -422,9 +423,5 @@ async fn an_event_stream_that_keeps_ending_falls_back_to_polling() -> Result<()>
         cri.remove_pod(&pod).await
     }
     .await;
-    let output = agent.stop()?;
-    if result.is_err() {
-        eprintln!("{output}");
-    }
-    result
+    t.finish(result)
 }
