@@ -36,7 +36,10 @@ done
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL[@]}")
 
 command -v rustup >/dev/null || die "rustup not found: the fuzz targets need its nightly toolchain"
-rustup toolchain list | grep -q '^nightly' || die "no nightly toolchain: rustup toolchain install nightly"
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal \
+    || die "no nightly toolchain, and rustup could not install one: run rustup toolchain install nightly"
+fi
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
