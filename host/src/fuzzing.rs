@@ -48,8 +48,8 @@ pub fn sidecar(data: &[u8]) {
 
 /// One input line of `gannet plugin run`.
 pub fn plugin_run_line(data: &[u8]) {
-    if let Ok(line) = crate::cli::plugin_input_line(data.to_vec()) {
-        let _ = crate::cli::plugin_input_record(&line);
+    if let Ok(line) = crate::cli::plugin::line_text(data.to_vec()) {
+        let _ = crate::cli::plugin::parse_line(&line);
     }
 }
 

@@ -11,38 +11,16 @@ use serde_json::Value;
 
 use gannet_test_kit::fault_proxy::{Fault, FaultProxy, Rule, UNIMPLEMENTED};
 use gannet_test_kit::{
-    random_hex, wait_until, wait_until_blocking, ContainerSpec, Containerd, Gannet, GannetProcess,
-    PodSpec,
+    free_port, http_get, random_hex, wait_until, wait_until_blocking, ContainerSpec, Containerd,
+    Gannet, GannetProcess, PodSpec,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const V1: &str = "/runtime.v1.RuntimeService/";
 const V1ALPHA2: &str = "/runtime.v1alpha2.RuntimeService/";
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// An HTTP/1.0 GET on 127.0.0.1: the status and the body.
-fn get(port: u16, path: &str) -> Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, body.to_string()))
-}
-
 fn ready(health: u16) -> bool {
-    get(health, "/readyz").is_ok_and(|(status, _)| status == 200)
+    http_get(health, "/readyz", None).is_ok_and(|(status, _)| status == 200)
 }
 
 /// `gannet run` on the proxy's socket with a file output `d/out.jsonl`, syncing every
@@ -167,7 +145,7 @@ async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -
     let cri = t.lab.cri().await?;
     let (d, proxy, health, agent, ns) = (t.dir(), &t.proxy, t.health, &t.agent, t.ns.as_str());
     let result = async {
-        let metrics = get(health, "/metrics")?.1;
+        let metrics = http_get(health, "/metrics", None)?.1;
         ensure!(
             metrics.contains("gannet_runtime_cri_api{version=\"v1\"} 1"),
             "{metrics}"
@@ -176,7 +154,7 @@ async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -
         // The runtime drops CRI v1 in place: every v1 call is UNIMPLEMENTED.
         proxy.set_rules(vec![Rule::new(V1, Fault::Status(UNIMPLEMENTED))]);
         renegotiated(health, "v1 went away").await?;
-        let metrics = get(health, "/metrics")?.1;
+        let metrics = http_get(health, "/metrics", None)?.1;
         for expected in [
             "gannet_runtime_cri_api{version=\"v1alpha2\"} 1",
             "gannet_runtime_cri_api{version=\"v1\"} 0",
@@ -212,7 +190,7 @@ async fn cri_v1_vanishing_mid_run_is_renegotiated_without_a_restart_and_back() -
         // And the reverse: v1alpha2 goes, v1 is back.
         proxy.set_rules(vec![Rule::new(V1ALPHA2, Fault::Status(UNIMPLEMENTED))]);
         renegotiated(health, "v1alpha2 went away").await?;
-        let metrics = get(health, "/metrics")?.1;
+        let metrics = http_get(health, "/metrics", None)?.1;
         for expected in [
             "gannet_runtime_cri_api{version=\"v1\"} 1",
             "gannet_runtime_cri_api_changes_total 2",

@@ -21,7 +21,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use gannet_test_kit::{
-    random_hex, wait_until, ContainerSpec, Containerd, Gannet, PluginWorkspace, PodSpec,
+    free_port, http_get, random_hex, wait_until, ContainerSpec, Containerd, Gannet,
+    PluginWorkspace, PodSpec,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,12 +97,6 @@ impl Receiver {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// GET over a unix socket with HTTP/1.0; the body.
 async fn get_unix(socket: &Path, path: &str) -> Result<String> {
     let mut s = tokio::net::UnixStream::connect(socket).await?;
@@ -115,26 +110,9 @@ async fn get_unix(socket: &Path, path: &str) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The body of a plain HTTP GET on 127.0.0.1.
-fn get_tcp(port: u16, path: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+/// Whether `/readyz` answers 200.
+fn ready(health: u16) -> bool {
+    http_get(health, "/readyz", None).is_ok_and(|(status, _)| status == 200)
 }
 
 struct Agent {
@@ -228,7 +206,7 @@ health_listen = "127.0.0.1:{health}"
     )?;
     let result = async {
         wait_until(TIMEOUT, "/readyz", || async {
-            Ok((status(health, "/readyz") == Some(200)).then_some(()))
+            Ok((ready(health)).then_some(()))
         })
         .await?;
 
@@ -525,7 +503,7 @@ health_listen = "127.0.0.1:{health}"
     let api = d.join("api.sock");
     let result = async {
         wait_until(Duration::from_secs(120), "/readyz", || async {
-            Ok((status(health, "/readyz") == Some(200)).then_some(()))
+            Ok((ready(health)).then_some(()))
         })
         .await?;
 
@@ -577,7 +555,7 @@ health_listen = "127.0.0.1:{health}"
         .await?;
 
         // The health listener's metrics cover discovery, the runtime and the plugins.
-        let metrics = get_tcp(health, "/metrics")?;
+        let metrics = http_get(health, "/metrics", None)?.1;
         for expected in [
             "gannet_discovery_containers{state=\"running\"}",
             "gannet_discovery_lifecycle_events_total{event=\"added\"}",
@@ -857,23 +835,6 @@ fn start_agent(d: &Path, lab: &Containerd, config: &str) -> Result<Agent> {
     })
 }
 
-/// An HTTP/1.0 GET on 127.0.0.1 with an optional `Authorization` value; the status.
-fn status_with(port: u16, path: &str, authorization: Option<&str>) -> Result<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
-}
-
 /// Trace for Gannet and every crate that handles the runtime's answers, the API's requests
 /// or plugin calls; info for the compiler, whose trace (register allocation of each
 /// plugin function) holds no data and makes a debug build take minutes to start.
@@ -910,7 +871,7 @@ async fn run_at_trace_level_logs_no_env_value_and_guards_the_api() -> Result<()>
     let default = d.join("default.jsonl");
     let result = async {
         wait_until(Duration::from_secs(120), "/readyz", || async {
-            Ok((status(health, "/readyz") == Some(200)).then_some(()))
+            Ok((ready(health)).then_some(()))
         })
         .await?;
         let pod = cri
@@ -932,16 +893,16 @@ async fn run_at_trace_level_logs_no_env_value_and_guards_the_api() -> Result<()>
 
         // The TCP data API wants the token; the unix sockets are the owner's alone.
         ensure!(
-            status_with(data, "/v1/containers", None)? == 401,
+            http_get(data, "/v1/containers", None)?.0 == 401,
             "no token: not 401"
         );
         ensure!(
-            status_with(data, "/v1/containers", Some("Bearer wrong"))? == 401,
+            http_get(data, "/v1/containers", Some("Bearer wrong"))?.0 == 401,
             "a wrong token: not 401"
         );
         let bearer = format!("Bearer {token}");
         ensure!(
-            status_with(data, "/v1/containers", Some(&bearer))? == 200,
+            http_get(data, "/v1/containers", Some(&bearer))?.0 == 200,
             "the token: not 200"
         );
         for socket in ["api.sock", "grpc.sock"] {
@@ -957,7 +918,7 @@ async fn run_at_trace_level_logs_no_env_value_and_guards_the_api() -> Result<()>
 
         // The health listener names no pod, container, namespace or env.
         for path in ["/metrics", "/healthz", "/readyz"] {
-            let body = get_tcp(health, path)?;
+            let body = http_get(health, path, None)?.1;
             for private in [
                 c.id.as_str(),
                 &pod.id,
@@ -1044,7 +1005,7 @@ async fn ready_means_every_running_container_is_in_the_api() -> Result<()> {
     let result = async {
         // Poll readiness tightly and read the API at the first 200.
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while status(health, "/readyz") != Some(200) {
+        while !ready(health) {
             ensure!(
                 std::time::Instant::now() < deadline,
                 "never ready:\n{}",

@@ -8,17 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gannet_test_kit::free_port;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The `gannet` binary the suite runs (see [`gannet_test_kit::Gannet::bin`]).
 pub fn gannet_bin() -> Result<PathBuf, Box<dyn std::error::Error>> {
     Ok(gannet_test_kit::Gannet::bin()?)
-}
-
-fn free_port() -> Result<u16, std::io::Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// GET over plain TCP; returns the status code.

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use gannet::discovery::{Config, FullSync, SyncMode};
 use gannet_test_kit::{
-    wait_until, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet, PluginWorkspace,
-    PodSpec,
+    free_port, wait_until, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet,
+    PluginWorkspace, PodSpec,
 };
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -289,12 +289,6 @@ fn parse_line(line: &str) -> Option<(String, String)> {
         v["event"].as_str()?.to_owned(),
         v["record"]["id"].as_str()?.to_owned(),
     ))
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// GET over plain TCP; the status code, or `None` when nothing answers.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod list;
-mod plugin;
+pub(crate) mod plugin;
 mod version;
 
 // `gannet run` and `gannet config`.
@@ -17,7 +17,6 @@ mod run;
 
 pub use list::ListArgs;
 pub use plugin::PluginCommand;
-pub(crate) use plugin::{line_text as plugin_input_line, parse_line as plugin_input_record};
 
 pub use config::ConfigCommand;
 pub use run::RunArgs;

@@ -262,7 +262,7 @@ pub(super) async fn connect(
         socket = %socket.display(),
         runtime = %runtime,
         runtime_version = %cri.runtime_version().runtime_version,
-        cri_api = ?cri.api_version(),
+        cri_api = cri.api_version().as_str(),
     );
     let root = HostRoot::new(&config.host_root);
     Ok(FetchContext {

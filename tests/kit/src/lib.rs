@@ -64,6 +64,40 @@ pub use cri::{
 pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess, BIN_ENV};
 pub use wasm::{PluginWorkspace, WASM_TARGET};
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a process the test starts.
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// An HTTP/1.0 GET of `path` on 127.0.0.1:`port`, with an optional `Authorization` value:
+/// the status code and the body. Gives up after 10 s without an answer.
+///
+/// # Errors
+/// When nothing answers, or the answer is not HTTP.
+pub fn http_get(port: u16, path: &str, authorization: Option<&str>) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("GET {path} on port {port}: not an HTTP answer: {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
 /// The repository root (this crate lives in `tests/kit/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
