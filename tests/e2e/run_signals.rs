@@ -3,12 +3,11 @@
 //! SIGHUP, and exits 0 on SIGTERM; `gannet config check` changes nothing on disk.
 //! Needs the `gannet` binary built (`cargo build --workspace --bins`).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gannet_test_kit::free_port;
+use gannet_test_kit::{free_port, http_get};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -19,17 +18,7 @@ pub fn gannet_bin() -> Result<PathBuf, Box<dyn std::error::Error>> {
 
 /// GET over plain TCP; returns the status code.
 pub fn http_status(port: u16, path: &str) -> Result<u16, Box<dyn std::error::Error>> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad response: {text:?}"))?;
-    Ok(code)
+    Ok(http_get(port, path, None)?.0)
 }
 
 fn signal(child: &Child, sig: &str) -> TestResult {
