@@ -415,8 +415,12 @@ impl MockContainer {
                 pod_labels: self.pod_labels.clone(),
                 pod_annotations: self.pod_annotations.clone(),
                 is_sandbox: self.is_sandbox,
+                // Not in the gannet:plugin@0.1.0 WIT: a plugin cannot read them.
+                ..K8sInfo::default()
             },
             tags: self.tags.clone(),
+            // Not in the gannet:plugin@0.1.0 WIT.
+            ..gannet_record::ContainerRecord::default()
         }
     }
 }

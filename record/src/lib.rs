@@ -15,5 +15,8 @@ mod select;
 pub mod wit_names;
 
 pub use glob::GlobSet;
-pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
+pub use record::{
+    ContainerPort, ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Owner, Resources,
+    Timestamp,
+};
 pub use select::{select, value, AnswerTooLarge, Field, Selection, ABSENT};

@@ -69,6 +69,11 @@ pub struct ContainerRecord {
     pub upper_dir: Option<String>,
     /// The container's root filesystem as mounted by the runtime.
     pub rootfs_dir: Option<String>,
+    /// CPU and memory requests and limits, as the runtime applies them.
+    pub resources: Resources,
+    /// Ports the pod spec declares for this container (the kubelet's
+    /// `io.kubernetes.container.ports` annotation).
+    pub ports: Vec<ContainerPort>,
     /// Kubernetes identity, from the `io.kubernetes.*` labels and the sandbox.
     pub k8s: K8sInfo,
     /// Free-form key/values added by plugins.
@@ -93,6 +98,64 @@ pub struct K8sInfo {
     pub pod_annotations: BTreeMap<String, String>,
     /// True for the pod's sandbox (pause) container.
     pub is_sandbox: bool,
+    /// The pod's IPs from `PodSandboxStatus` (`network.ip`, then `additional_ips`); empty
+    /// for a host-network pod on runtimes that report none.
+    pub pod_ips: Vec<String>,
+    /// When the pod's sandbox was created: the pod's start time on this node.
+    pub pod_start_time: Option<Timestamp>,
+    /// The node's name (`--node-name`, `NODE_NAME`, else the host's hostname).
+    pub node_name: String,
+    /// The workload that owns the pod, derived from the kubelet's labels and the pod
+    /// name (see `docs/record.md` for each rule; all are inferences).
+    pub owner: Owner,
+}
+
+/// The workload that owns a pod, as far as the pod's labels and name tell. Every field is
+/// an inference from naming conventions of the Kubernetes controllers; `None` when the
+/// labels do not match a rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Owner {
+    /// ReplicaSet: the pod name minus its random suffix, when it ends in
+    /// `-<pod-template-hash>`.
+    pub replicaset: Option<String>,
+    /// Deployment: the ReplicaSet name minus `-<pod-template-hash>`.
+    pub deployment: Option<String>,
+    /// StatefulSet: the pod name minus `-<ordinal>`.
+    pub statefulset: Option<String>,
+    /// DaemonSet: the pod name minus its random suffix.
+    pub daemonset: Option<String>,
+    /// Job: the `batch.kubernetes.io/job-name` (or `job-name`) label.
+    pub job: Option<String>,
+    /// CronJob: the Job name minus its scheduled-time suffix.
+    pub cronjob: Option<String>,
+}
+
+/// CPU and memory requests and limits of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Resources {
+    /// CPU request in millicores, from the CPU shares (`shares * 1000 / 1024`).
+    pub cpu_request_millis: Option<u64>,
+    /// CPU limit in millicores, from the CFS quota and period.
+    pub cpu_limit_millis: Option<u64>,
+    /// Memory request in bytes: only when the runtime is given one (`memory.min` with the
+    /// kubelet's MemoryQoS); CRI carries no memory request otherwise.
+    pub memory_request_bytes: Option<u64>,
+    /// Memory limit in bytes.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// One port a container declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerPort {
+    /// The port's name, when it has one.
+    pub name: Option<String>,
+    /// The port number in the container.
+    pub container_port: u16,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
 }
 
 /// One mount of the container.

@@ -45,6 +45,26 @@ fn container(ctx: &ApiContext, r: &ContainerRecord) -> pb::Container {
         labels: r.labels.clone().into_iter().collect(),
         tags: r.tags.clone().into_iter().collect(),
         record_json: serde_json::to_string(&*r).unwrap_or_default(),
+        pod_ips: r.k8s.pod_ips.clone(),
+        node_name: r.k8s.node_name.clone(),
+        owner: Some(owner(&r.k8s.owner)),
+        pod_start_time: r
+            .k8s
+            .pod_start_time
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn owner(o: &crate::record::Owner) -> pb::Owner {
+    let name = |n: &Option<String>| n.clone().unwrap_or_default();
+    pb::Owner {
+        replicaset: name(&o.replicaset),
+        deployment: name(&o.deployment),
+        statefulset: name(&o.statefulset),
+        daemonset: name(&o.daemonset),
+        job: name(&o.job),
+        cronjob: name(&o.cronjob),
     }
 }
 

@@ -30,8 +30,12 @@ pub struct ListArgs {
 /// Runs `gannet list`.
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init_stderr("warn");
+    let env_node = std::env::var("NODE_NAME").ok();
     let config = Config {
         socket_flag: args.socket.clone(),
+        // Records name the node as `gannet run` would; without a name they carry none.
+        node_name: crate::config::resolve_node_name(None, env_node.as_deref(), &args.host_root)
+            .unwrap_or_default(),
         host_root: args.host_root.clone(),
         ..Config::default()
     };

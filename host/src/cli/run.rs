@@ -278,7 +278,10 @@ async fn agent(
     let pipeline_task = tokio::spawn(pipeline::run(events_rx, flush_rx, chain, sink.clone()));
     let discovery_stop = CancellationToken::new();
     let discovery_task = tokio::spawn(discovery(
-        config.runtime.clone(),
+        crate::discovery::Config {
+            node_name: node.clone(),
+            ..config.runtime.clone()
+        },
         events_tx,
         flush_tx,
         health.clone(),

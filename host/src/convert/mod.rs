@@ -10,16 +10,20 @@
 use std::collections::BTreeMap;
 
 mod env;
+mod owner;
 mod paths;
+mod resources;
 mod verbose;
 
 pub use env::env_map;
+pub use owner::derive_owner;
 pub use paths::{clean_path, find_rootfs, read_hostname};
+pub use resources::{ports_from, resources_from, PORTS_ANNOTATION};
 pub use verbose::{parse_verbose_info, VerboseInfo};
 
 use crate::liveness::{HostRoot, Liveness};
 use crate::record::{ContainerRecord, ContainerState, K8sInfo, Mount, Timestamp};
-use crate::runtime::cri::{ContainerStatus, CriState, SandboxSummary};
+use crate::runtime::cri::{ContainerStatus, CriState, LinuxResources, SandboxSummary};
 
 /// The log format of every CRI runtime's container logs.
 pub const CRI_LOG_FORMAT: &str = "cri";
@@ -47,6 +51,10 @@ pub struct RecordSource<'a> {
     pub runtime_name: &'a str,
     /// Liveness of the info's pid.
     pub liveness: Liveness,
+    /// The pod's IPs (`PodSandboxStatus`), when known.
+    pub pod_ips: &'a [String],
+    /// The node's name.
+    pub node_name: &'a str,
 }
 
 /// Builds the record. `upper_dir` and `rootfs_dir` are left `None` for the caller.
@@ -95,9 +103,20 @@ pub fn build_record(src: RecordSource<'_>, root: &HostRoot) -> ContainerRecord {
             value
         }
     };
+    let pod_labels: BTreeMap<String, String> = sandbox
+        .map(|sb| {
+            sb.labels
+                .iter()
+                .filter(|(k, _)| !K8S_INNER_LABEL_PREFIXES.iter().any(|p| k.starts_with(p)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pod_name = or_sandbox(label(POD_NAME_LABEL), |sb| &sb.name);
     let k8s = K8sInfo {
+        owner: derive_owner(&pod_name, &pod_labels),
         namespace: or_sandbox(label(POD_NAMESPACE_LABEL), |sb| &sb.namespace),
-        pod_name: or_sandbox(label(POD_NAME_LABEL), |sb| &sb.name),
+        pod_name,
         pod_uid: or_sandbox(label(POD_UID_LABEL), |sb| &sb.uid),
         container_name: {
             let n = label(CONTAINER_NAME_LABEL);
@@ -107,15 +126,7 @@ pub fn build_record(src: RecordSource<'_>, root: &HostRoot) -> ContainerRecord {
                 n
             }
         },
-        pod_labels: sandbox
-            .map(|sb| {
-                sb.labels
-                    .iter()
-                    .filter(|(k, _)| !K8S_INNER_LABEL_PREFIXES.iter().any(|p| k.starts_with(p)))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        pod_labels,
         pod_annotations: sandbox
             .map(|sb| {
                 sb.annotations
@@ -125,6 +136,20 @@ pub fn build_record(src: RecordSource<'_>, root: &HostRoot) -> ContainerRecord {
             })
             .unwrap_or_default(),
         is_sandbox: info.is_sandbox,
+        pod_ips: src.pod_ips.to_vec(),
+        pod_start_time: sandbox.and_then(|sb| Timestamp::from_unix_nanos(sb.created_at)),
+        node_name: src.node_name.to_owned(),
+    };
+    let ports = match ports_from(s.annotations.get(PORTS_ANNOTATION).map(String::as_str)) {
+        Ok(ports) => ports,
+        Err(problem) => {
+            tracing::warn!(
+                message = "Container ports annotation unreadable; reporting no ports.",
+                container_id = %s.id,
+                %problem,
+            );
+            Vec::new()
+        }
     };
     let exited = cri_state == CriState::Exited;
     ContainerRecord {
@@ -178,6 +203,13 @@ pub fn build_record(src: RecordSource<'_>, root: &HostRoot) -> ContainerRecord {
         hostname,
         upper_dir: None,
         rootfs_dir: None,
+        resources: resources_from(
+            s.resources
+                .as_ref()
+                .filter(|r| **r != LinuxResources::default())
+                .or(info.resources.as_ref()),
+        ),
+        ports,
         k8s,
         tags: BTreeMap::new(),
     }

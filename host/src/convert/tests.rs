@@ -63,6 +63,7 @@ fn fixture(name: &str) -> Result<ContainerStatus, Box<dyn std::error::Error>> {
         annotations: map("/annotations"),
         log_path: text("/log_path"),
         info,
+        resources: None,
     })
 }
 
@@ -81,6 +82,7 @@ fn sandbox() -> SandboxSummary {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
         annotations: [("example.com/owner".to_owned(), "crilab".to_owned())].into(),
+        created_at: 1_700_000_000_000_000_000,
         ..Default::default()
     }
 }
@@ -100,6 +102,8 @@ fn record(
             sandbox_id: "from-list",
             runtime_name: "containerd",
             liveness,
+            pod_ips: &["10.88.0.7".to_owned()],
+            node_name: "node-a",
         },
         root,
     );
@@ -370,19 +374,26 @@ fn docs_record_md_names_every_json_field() -> TestResult {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/record.md"))?;
     let mut record = ContainerRecord::default();
     record.mounts.push(Mount::default());
+    record.ports.push(crate::record::ContainerPort::default());
     let json = serde_json::to_value(&record)?;
-    let mut keys: Vec<String> = Vec::new();
-    for (key, value) in json.as_object().into_iter().flatten() {
-        keys.push(key.clone());
-        let nested = match value {
-            Value::Array(items) => items.first(),
-            v @ Value::Object(_) if key != "labels" => Some(v),
-            _ => None,
-        };
-        if let Some(Value::Object(inner)) = nested {
-            keys.extend(inner.keys().cloned());
+    // Every key, nested ones too (`k8s.owner.deployment`, `ports[].protocol`), except the
+    // free-form maps' keys.
+    fn collect(value: &Value, keys: &mut Vec<String>) {
+        let Value::Object(map) = value else { return };
+        for (key, value) in map {
+            keys.push(key.clone());
+            let nested = match value {
+                Value::Array(items) => items.first(),
+                v @ Value::Object(_) => Some(v),
+                _ => None,
+            };
+            if let Some(v) = nested {
+                collect(v, keys);
+            }
         }
     }
+    let mut keys: Vec<String> = Vec::new();
+    collect(&json, &mut keys);
     let missing: Vec<&String> = keys
         .iter()
         .filter(|k| !doc.contains(&format!("| `{k}` |")))
@@ -391,5 +402,63 @@ fn docs_record_md_names_every_json_field() -> TestResult {
         missing.is_empty(),
         "docs/record.md does not document {missing:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn pod_network_node_and_start_time_come_from_the_sandbox() -> TestResult {
+    let status = fixture("containerd-1.6-running.json")?;
+    let (_, rec) = record(&status, Liveness::Alive, &HostRoot::default());
+    assert_eq!(rec.k8s.pod_ips, ["10.88.0.7"]);
+    assert_eq!(rec.k8s.node_name, "node-a");
+    assert_eq!(
+        rec.k8s.pod_start_time.map(|t| t.unix_nanos),
+        Some(1_700_000_000_000_000_000)
+    );
+    // The fixture's pod is bare: no owner.
+    assert_eq!(rec.k8s.owner, crate::record::Owner::default());
+    Ok(())
+}
+
+#[test]
+fn resources_come_from_cri_else_from_the_runtime_spec() -> TestResult {
+    let mut status = fixture("containerd-1.6-running.json")?;
+    let mut info: Value = serde_json::from_str(&status.info["info"])?;
+    info["runtimeSpec"]["linux"]["resources"] = serde_json::json!({
+        "cpu": {"shares": 512, "quota": 100000, "period": 100000},
+        "memory": {"limit": 268435456}
+    });
+    status.info.insert("info".into(), info.to_string());
+    let (_, from_spec) = record(&status, Liveness::Alive, &HostRoot::default());
+    assert_eq!(from_spec.resources.cpu_request_millis, Some(500));
+    assert_eq!(from_spec.resources.cpu_limit_millis, Some(1000));
+    assert_eq!(from_spec.resources.memory_limit_bytes, Some(268_435_456));
+    status.resources = Some(crate::runtime::cri::LinuxResources {
+        cpu_shares: 102,
+        memory_limit_bytes: 1 << 20,
+        ..Default::default()
+    });
+    let (_, from_cri) = record(&status, Liveness::Alive, &HostRoot::default());
+    assert_eq!(from_cri.resources.cpu_request_millis, Some(100));
+    assert_eq!(from_cri.resources.cpu_limit_millis, None);
+    assert_eq!(from_cri.resources.memory_limit_bytes, Some(1 << 20));
+    Ok(())
+}
+
+#[test]
+fn ports_come_from_the_kubelet_annotation() -> TestResult {
+    let mut status = fixture("containerd-1.6-running.json")?;
+    status.annotations.insert(
+        "io.kubernetes.container.ports".into(),
+        r#"[{"name":"http","containerPort":8080,"protocol":"TCP"}]"#.into(),
+    );
+    let (_, rec) = record(&status, Liveness::Alive, &HostRoot::default());
+    assert_eq!(rec.ports.len(), 1);
+    assert_eq!(rec.ports[0].container_port, 8080);
+    status
+        .annotations
+        .insert("io.kubernetes.container.ports".into(), "not json".into());
+    let (_, bad) = record(&status, Liveness::Alive, &HostRoot::default());
+    assert!(bad.ports.is_empty());
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::record::Mount;
+use crate::runtime::cri::LinuxResources;
 
 /// What the verbose info says, whatever its shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct VerboseInfo {
     pub mounts: Vec<Mount>,
     /// `runtimeSpec.linux.cgroupsPath`.
     pub cgroup_path: Option<String>,
+    /// `runtimeSpec.linux.resources` (CPU and memory only).
+    pub resources: Option<LinuxResources>,
     /// True when the runtime spec marks this as a sandbox (pause) container.
     pub is_sandbox: bool,
     /// CRI-O's `privileged` flag, when present.
@@ -148,6 +151,24 @@ fn read_spec(spec: &Value, out: &mut VerboseInfo) {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
+    out.resources = spec.pointer("/linux/resources").map(|r| {
+        let int = |pointer: &str| r.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+        LinuxResources {
+            cpu_period: int("/cpu/period"),
+            cpu_quota: int("/cpu/quota"),
+            cpu_shares: int("/cpu/shares"),
+            memory_limit_bytes: int("/memory/limit"),
+            unified: r
+                .get("unified")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    });
     let annotations = spec.get("annotations");
     let kind = |key: &str| {
         annotations

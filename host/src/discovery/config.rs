@@ -29,6 +29,10 @@ pub struct Config {
     /// The `--socket` flag, which wins over everything (set by the CLI, never from a file).
     #[serde(skip)]
     pub socket_flag: Option<PathBuf>,
+    /// The node's name, which every record carries: set by the CLI from `--node-name`,
+    /// `$NODE_NAME` or the host's hostname, never from a file.
+    #[serde(skip)]
+    pub node_name: String,
     /// Where the node's root filesystem is mounted (`/` unless Gannet runs in a
     /// container); `/proc`, hostname files and rootfs directories are read under it.
     pub host_root: PathBuf,
@@ -113,6 +117,7 @@ impl Default for Config {
         Self {
             socket: None,
             socket_flag: None,
+            node_name: String::new(),
             host_root: PathBuf::from("/"),
             sync_mode: SyncMode::Events,
             sync_period_secs: Duration::from_secs(3),

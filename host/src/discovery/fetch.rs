@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::config::Config;
 use super::dirs::Dirs;
+use super::pod_ips::PodIpCache;
 use crate::convert::{build_record, find_rootfs, parse_verbose_info, RecordSource};
 use crate::liveness::{HostRoot, Liveness, LivenessChecker};
 use crate::record::{ContainerRecord, ContainerState};
@@ -27,6 +28,8 @@ pub(super) struct FetchContext {
     pub(super) liveness: LivenessChecker,
     pub(super) root: HostRoot,
     pub(super) state_dirs: Arc<Vec<PathBuf>>,
+    pub(super) pod_ips: PodIpCache,
+    pub(super) node_name: Arc<str>,
 }
 
 /// What one fetch produced, plus the dirs it found (for the cache).
@@ -123,7 +126,12 @@ impl FetchContext {
                 }
             }
         }
-        let sandbox = refreshed.as_ref().unwrap_or(sandboxes).get(&sandbox_id);
+        let live = refreshed.as_ref().unwrap_or(sandboxes);
+        let sandbox = live.get(&sandbox_id);
+        let pod_ips = match sandbox {
+            Some(_) => self.pod_ips.get(&self.cri, &sandbox_id, live).await,
+            None => Arc::from([]),
+        };
         let liveness = match status.state() {
             CriState::Running => self
                 .liveness
@@ -138,6 +146,8 @@ impl FetchContext {
                 sandbox_id: &sandbox_id,
                 runtime_name: &self.cri.runtime_version().runtime_name,
                 liveness,
+                pod_ips: &pod_ips,
+                node_name: &self.node_name,
             },
             &self.root,
         );
@@ -271,5 +281,7 @@ pub(super) async fn connect(
         cri,
         native,
         state_dirs: Arc::new(config.state_dirs()),
+        pod_ips: PodIpCache::default(),
+        node_name: Arc::from(config.node_name.as_str()),
     })
 }

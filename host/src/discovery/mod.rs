@@ -34,6 +34,7 @@ mod dirs;
 mod error;
 mod fetch;
 mod full_sync;
+mod pod_ips;
 mod state;
 
 pub use config::{

@@ -262,6 +262,24 @@ pub struct ContainerStatus {
     pub log_path: String,
     /// The verbose info map (`info` -> JSON for containerd and CRI-O).
     pub info: HashMap<String, String>,
+    /// `resources.linux`, when the runtime reports it (containerd 1.7+, CRI-O).
+    pub resources: Option<LinuxResources>,
+}
+
+/// The Linux CPU and memory settings of a container, as CRI's `LinuxContainerResources`
+/// and the runtime spec's `linux.resources` both carry them. 0 means unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinuxResources {
+    /// CFS period, µs.
+    pub cpu_period: i64,
+    /// CFS quota, µs per period (`-1` or 0: no limit).
+    pub cpu_quota: i64,
+    /// CPU shares (cgroup v1 weight; the kubelet sets `request_millis * 1024 / 1000`).
+    pub cpu_shares: i64,
+    /// Memory limit, bytes (0: none).
+    pub memory_limit_bytes: i64,
+    /// cgroup v2 unified settings (`memory.min` carries a memory request under MemoryQoS).
+    pub unified: HashMap<String, String>,
 }
 
 impl ContainerStatus {
@@ -328,6 +346,13 @@ macro_rules! impl_from_generated {
                     labels: s.labels,
                     annotations: s.annotations,
                     log_path: s.log_path,
+                    resources: s.resources.and_then(|r| r.linux).map(|l| LinuxResources {
+                        cpu_period: l.cpu_period,
+                        cpu_quota: l.cpu_quota,
+                        cpu_shares: l.cpu_shares,
+                        memory_limit_bytes: l.memory_limit_in_bytes,
+                        unified: l.unified,
+                    }),
                     info,
                 }
             }
@@ -639,6 +664,32 @@ impl CriClient {
             )
             .await?;
             Ok(r.items.into_iter().map(Into::into).collect())
+        })
+    }
+
+    /// `PodSandboxStatus`: the pod's IPs, `network.ip` first, then `additional_ips`
+    /// (empty when the runtime reports none, as for most host-network pods).
+    ///
+    /// # Errors
+    /// [`CriError::Rpc`] (see [`CriError::is_not_found`]) or [`CriError::Timeout`].
+    pub async fn pod_ips(&self, sandbox_id: &str) -> Result<Vec<String>, CriError> {
+        on_api!(self.api, |c, cri| {
+            let request = cri::PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox_id.to_owned(),
+                verbose: false,
+            };
+            let r = timed(
+                "PodSandboxStatus",
+                Some(sandbox_id),
+                CALL_TIMEOUT,
+                c.pod_sandbox_status(request),
+            )
+            .await?;
+            let network = r.status.and_then(|s| s.network).unwrap_or_default();
+            Ok(std::iter::once(network.ip)
+                .chain(network.additional_ips.into_iter().map(|p| p.ip))
+                .filter(|ip| !ip.is_empty())
+                .collect())
         })
     }
 
