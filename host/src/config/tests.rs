@@ -591,6 +591,16 @@ fn all_field_paths() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     http.header_name = Some("X".into());
     http.header_value_file = Some("/v".into());
     c.outputs.insert("h".into(), OutputConfig::Http(http));
+    let mut otlp = crate::outputs::OtlpConfig::with_endpoint(
+        "https://x:4317",
+        crate::outputs::otlp::OtlpProtocol::Grpc,
+    );
+    otlp.tls = Some(TlsConfig::default());
+    otlp.headers.insert(
+        "NAME".into(),
+        crate::outputs::otlp::HeaderSource::Value("v".into()),
+    );
+    c.outputs.insert("o".into(), OutputConfig::Otlp(otlp));
     c.outputs.insert(
         "f".into(),
         OutputConfig::File(FileConfig {

@@ -42,8 +42,7 @@ pub fn derive_owner(pod_name: &str, labels: &BTreeMap<String, String>) -> Owner 
         }
         return owner;
     }
-    if label(STATEFULSET_POD_NAME) == Some(pod_name) && label(CONTROLLER_REVISION_HASH).is_some()
-    {
+    if label(STATEFULSET_POD_NAME) == Some(pod_name) && label(CONTROLLER_REVISION_HASH).is_some() {
         if let Some((sts, ordinal)) = pod_name.rsplit_once('-') {
             if !sts.is_empty() && !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit())
             {
@@ -160,7 +159,10 @@ mod tests {
         assert_eq!(plain.job.as_deref(), Some("migrate"));
         assert_eq!(plain.cronjob, None);
         let short = derive_owner("x-1", &labels(&[("job-name", "x-1234")]));
-        assert_eq!(short.cronjob, None, "a short number is not a scheduled time");
+        assert_eq!(
+            short.cronjob, None,
+            "a short number is not a scheduled time"
+        );
     }
 
     #[test]

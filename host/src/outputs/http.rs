@@ -18,11 +18,14 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::client::{
+    backoff, error_chain, file_error, tls_config, tls_error, TlsConfig, RETRY_AFTER_CAP,
+};
 use super::metrics::{DropReason, FailReason, OutputMetrics};
 use super::queue::{EventQueue, OverflowPolicy};
 use super::OutputError;
 use crate::record::Encoded;
-use crate::tls::{self, TlsFileError};
+use crate::tls;
 use crate::validate::{check_readable, invalid, FieldError};
 
 /// `type = "http"`.
@@ -151,32 +154,7 @@ impl HttpConfig {
             }
         }
         if let Some(tls) = &self.tls {
-            if !self.url.starts_with("https://") {
-                return Err(invalid(
-                    "tls",
-                    &self.url,
-                    "TLS settings need an https:// URL",
-                ));
-            }
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                return Err(invalid(
-                    "tls.cert_file",
-                    tls.cert_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    "cert_file and key_file go together; set both or neither",
-                ));
-            }
-            for (key, path) in [
-                ("tls.ca_file", &tls.ca_file),
-                ("tls.cert_file", &tls.cert_file),
-                ("tls.key_file", &tls.key_file),
-            ] {
-                if let Some(path) = path {
-                    check_readable(key, path)?;
-                }
-            }
+            tls.validate("tls", &self.url)?;
         }
         Ok(())
     }
@@ -200,24 +178,6 @@ impl HttpConfig {
         }
     }
 }
-
-/// `[outputs.NAME.tls]`: PEM files for an `https://` receiver.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA bundle that signs the receiver's certificate (PEM).
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate chain for mutual TLS (PEM); needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// Client private key (PEM); needs `cert_file`.
-    pub key_file: Option<PathBuf>,
-}
-
-/// The CA bundle used for `https://` when `tls.ca_file` is unset.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// The longest `Retry-After` honoured: a receiver asking for more gets this.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
 
 /// The most of a response body read (and discarded) so the connection can be reused.
 const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
@@ -244,47 +204,6 @@ enum Attempt {
         retry_after: Option<Duration>,
         detail: String,
     },
-}
-
-fn tls_error(output: &str, field: &str, path: &Path, reason: impl ToString) -> OutputError {
-    OutputError::Tls {
-        output: output.to_string(),
-        field: field.to_string(),
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
-}
-
-/// A bad TLS or token file, as this output's error.
-fn file_error(output: &str) -> impl Fn(TlsFileError) -> OutputError + '_ {
-    move |e| tls_error(output, &e.field, &e.path, e.problem)
-}
-
-fn tls_config(output: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, OutputError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = tls
-        .ca_file
-        .clone()
-        .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
-    for cert in tls::load_certs("tls.ca_file", &ca).map_err(file_error(output))? {
-        roots
-            .add(cert)
-            .map_err(|e| tls_error(output, "tls.ca_file", &ca, e))?;
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(output, "tls", &ca, e))?
-        .with_root_certificates(roots);
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = tls::load_certs("tls.cert_file", cert).map_err(file_error(output))?;
-            let key_der = tls::load_key("tls.key_file", key).map_err(file_error(output))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| tls_error(output, "tls.key_file", key, e))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
 }
 
 impl HttpSender {
@@ -412,7 +331,13 @@ impl HttpSender {
                     self.metrics.fail(&self.name, reason);
                     let delay = retry_after
                         .map(|d| d.min(RETRY_AFTER_CAP))
-                        .unwrap_or_else(|| backoff(&self.config, attempt));
+                        .unwrap_or_else(|| {
+                            backoff(
+                                self.config.retry_initial_backoff_ms,
+                                self.config.retry_max_backoff_ms,
+                                attempt,
+                            )
+                        });
                     attempt = attempt.saturating_add(1);
                     warn!(message = "Output batch delivery failed; retrying.", output = %self.name, reason = ?reason, error = %detail, attempt, retry_in_ms = delay.as_millis() as u64);
                     tokio::select! {
@@ -494,29 +419,6 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
     }
 }
 
-/// Exponential backoff with jitter: `initial * 2^attempt`, capped, then a random point in
-/// its upper half.
-fn backoff(config: &HttpConfig, attempt: u32) -> Duration {
-    let max = config.retry_max_backoff_ms.max(1);
-    let exp = config
-        .retry_initial_backoff_ms
-        .saturating_mul(1u64 << attempt.min(32))
-        .min(max);
-    let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
-    Duration::from_millis(jittered.max(1))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,36 +456,5 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn backoff_doubles_is_jittered_and_capped() {
-        let mut c = HttpConfig::with_url("http://x/");
-        c.retry_initial_backoff_ms = 100;
-        c.retry_max_backoff_ms = 1000;
-        for _ in 0..100 {
-            let d0 = backoff(&c, 0).as_millis();
-            assert!((50..=100).contains(&d0), "{d0}");
-            let d3 = backoff(&c, 3).as_millis();
-            assert!((400..=800).contains(&d3), "{d3}");
-            let d20 = backoff(&c, 20).as_millis();
-            assert!((500..=1000).contains(&d20), "{d20}");
-        }
-    }
-
-    #[test]
-    fn unreadable_ca_file_names_output_field_and_path() {
-        let tls = TlsConfig {
-            ca_file: Some("/nonexistent/ca.pem".into()),
-            ..Default::default()
-        };
-        let e = tls_config("audit", &tls)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            e.starts_with("output \"audit\": tls.ca_file /nonexistent/ca.pem:"),
-            "{e}"
-        );
     }
 }

@@ -158,6 +158,7 @@ mod tests {
         Arc::new(Encoded {
             id: text.into(),
             json: text.into(),
+            event: None,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Outputs: where records go after the plugin chain.
 //!
-//! This module owns the named outputs of the config (stdout, file, http), each output's
+//! This module owns the named outputs of the config (stdout, file, http, otlp), each output's
 //! bounded queue and sender task, and routing: a record's destinations from the chain,
 //! `default` when it has none, and the count of routes to names nobody configured. The
 //! envelope, its redaction and event ids come from [`crate::record`]. It hands nothing
@@ -15,16 +15,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn, Instrument};
 
+mod client;
 mod http;
 mod local;
 mod metrics;
+pub(crate) mod otlp;
 mod queue;
 
-pub use http::HttpConfig;
 #[cfg(test)]
-pub use http::TlsConfig;
+pub use client::TlsConfig;
+pub use http::HttpConfig;
 pub use local::{FileConfig, StdoutConfig};
 pub use metrics::{DropReason, FailReason, OutputMetrics};
+pub use otlp::OtlpConfig;
 pub use queue::{EventQueue, OverflowPolicy, Pushed};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +49,8 @@ pub enum OutputConfig {
     File(FileConfig),
     /// JSON arrays POSTed to a URL.
     Http(HttpConfig),
+    /// OpenTelemetry entity events as OTLP logs.
+    Otlp(OtlpConfig),
 }
 
 impl OutputConfig {
@@ -55,6 +60,7 @@ impl OutputConfig {
             Self::Stdout(_) => "stdout",
             Self::File(_) => "file",
             Self::Http(_) => "http",
+            Self::Otlp(_) => "otlp",
         }
     }
 
@@ -81,6 +87,7 @@ impl OutputConfig {
             Self::Stdout(_) => Ok(()),
             Self::File(file) => file.validate(how),
             Self::Http(http) => http.validate(),
+            Self::Otlp(otlp) => otlp.validate(),
         };
         checked.map_err(|e| e.within(&format!("outputs.{name}")))
     }
@@ -152,6 +159,9 @@ pub struct Outputs {
     ids: Arc<EventIds>,
     node: String,
     env_values: EnvValues,
+    /// An otlp output exists: events keep their record for it
+    /// ([`crate::record::Encoded::event`]).
+    keep_records: bool,
 }
 
 impl Outputs {
@@ -205,6 +215,22 @@ impl Outputs {
                         tokio::spawn(sender.run(stop).instrument(span))
                     }));
                 }
+                OutputConfig::Otlp(o) => {
+                    let queue = Arc::new(EventQueue::new(o.queue_capacity, o.overflow));
+                    let sender = otlp::OtlpSender::build(
+                        name,
+                        o,
+                        node,
+                        queue.clone(),
+                        metrics.clone(),
+                        ids.clone(),
+                    )?;
+                    queues.insert(name.clone(), queue);
+                    let stop = hard_stop.clone();
+                    starters.push(Box::new(move || {
+                        tokio::spawn(sender.run(stop).instrument(span))
+                    }));
+                }
             }
         }
         // Spawn only once every output built, so a failure leaves no task behind.
@@ -221,6 +247,7 @@ impl Outputs {
             ids,
             node: node.to_string(),
             env_values: record.env_values,
+            keep_records: config.values().any(|o| matches!(o, OutputConfig::Otlp(_))),
         })
     }
 
@@ -232,7 +259,14 @@ impl Outputs {
         record: &ContainerRecord,
         destinations: &[String],
     ) -> Option<String> {
-        let encoded = match encode(&self.ids, event, record, &self.node, self.env_values) {
+        let encoded = match encode(
+            &self.ids,
+            event,
+            record,
+            &self.node,
+            self.env_values,
+            self.keep_records,
+        ) {
             Ok(e) => Arc::new(e),
             Err(e) => {
                 self.metrics

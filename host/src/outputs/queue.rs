@@ -156,6 +156,7 @@ mod tests {
         Arc::new(Encoded {
             id: n.to_string(),
             json: n.to_string().into(),
+            event: None,
         })
     }
 

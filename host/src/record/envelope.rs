@@ -53,6 +53,20 @@ pub struct Encoded {
     pub id: String,
     /// The envelope as one line of JSON (no trailing newline).
     pub json: Arc<str>,
+    /// The event and its record (env values redacted as configured), for outputs that
+    /// encode their own format (`otlp`); `None` when no such output is configured.
+    pub event: Option<Arc<EventRecord>>,
+}
+
+/// One event's parts, as the envelope holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// `added`, `updated` or `removed`.
+    pub event: Lifecycle,
+    /// When the agent emitted it.
+    pub time: Timestamp,
+    /// The record after the chain, redacted as configured.
+    pub record: ContainerRecord,
 }
 
 /// The record as it may leave the agent: env values replaced unless `include`.
@@ -67,7 +81,8 @@ pub fn redacted(record: &ContainerRecord, env_values: EnvValues) -> Cow<'_, Cont
     Cow::Owned(copy)
 }
 
-/// Serializes one event into its envelope.
+/// Serializes one event into its envelope; with `keep_record`, also keeps its parts
+/// ([`Encoded::event`]).
 ///
 /// # Errors
 /// Only if serde_json fails on the record, which has no non-string map keys; kept a
@@ -78,19 +93,28 @@ pub fn encode(
     record: &ContainerRecord,
     node: &str,
     env_values: EnvValues,
+    keep_record: bool,
 ) -> Result<Encoded, serde_json::Error> {
     let id = ids.next_id();
     let record = redacted(record, env_values);
+    let time = Timestamp::now();
     let json = serde_json::to_string(&Envelope {
         id: &id,
         event,
-        time: Timestamp::now(),
+        time,
         node,
         record: &record,
     })?;
     Ok(Encoded {
         id,
         json: json.into(),
+        event: keep_record.then(|| {
+            Arc::new(EventRecord {
+                event,
+                time,
+                record: record.into_owned(),
+            })
+        }),
     })
 }
 
@@ -117,6 +141,7 @@ mod tests {
             &record_with_env(),
             "node-1",
             EnvValues::Redact,
+            true,
         )?;
         let v: serde_json::Value = serde_json::from_str(&e.json)?;
         let keys: Vec<&str> = v
@@ -132,6 +157,12 @@ mod tests {
         assert_eq!(v["record"]["env"]["PASSWORD"], REDACTED);
         assert_eq!(v["record"]["env"]["PATH"], REDACTED);
         assert!(!e.json.contains("hunter2"));
+        let kept = e.event.as_ref().map(|k| k.record.env["PASSWORD"].clone());
+        assert_eq!(
+            kept.as_deref(),
+            Some(REDACTED),
+            "the kept record is redacted too"
+        );
         Ok(())
     }
 
@@ -143,7 +174,9 @@ mod tests {
             &record_with_env(),
             "n",
             EnvValues::Include,
+            false,
         )?;
+        assert!(e.event.is_none());
         let v: serde_json::Value = serde_json::from_str(&e.json)?;
         assert_eq!(v["record"]["env"]["PASSWORD"], "hunter2");
         assert_eq!(v["event"], "removed");

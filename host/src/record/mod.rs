@@ -11,6 +11,11 @@
 mod envelope;
 mod event_id;
 
-pub use envelope::{encode, redacted, Encoded, EnvValues, Envelope, RecordConfig, REDACTED};
+pub use envelope::{
+    encode, redacted, Encoded, EnvValues, Envelope, EventRecord, RecordConfig, REDACTED,
+};
 pub use event_id::EventIds;
-pub use gannet_record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Timestamp};
+pub use gannet_record::{
+    ContainerPort, ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Owner, Resources,
+    Timestamp,
+};

@@ -47,6 +47,7 @@ mod containerd;
 mod cri;
 pub mod fault_proxy;
 mod gannet;
+pub mod otlp;
 mod wasm;
 
 use std::future::Future;

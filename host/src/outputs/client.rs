@@ -1,0 +1,168 @@
+//! What the network outputs (`http`, `otlp`) share: the `[outputs.NAME.tls]` section and
+//! the rustls client config it gives, errors naming a bad TLS or secret file, and the
+//! retry backoff.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::OutputError;
+use crate::tls::{self, TlsFileError};
+use crate::validate::{check_readable, invalid, FieldError};
+
+/// `[outputs.NAME.tls]`: PEM files for an `https://` receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA bundle that signs the receiver's certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain for mutual TLS (PEM); needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM); needs `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Checks the section of an output whose URL is `url` (named by `url_field`): TLS needs
+    /// `https://`, the client certificate and key go together, and every file is readable.
+    ///
+    /// # Errors
+    /// The first field that cannot be used, named `tls.*` (or `url_field`).
+    pub fn validate(&self, url_field: &str, url: &str) -> Result<(), FieldError> {
+        if !url.starts_with("https://") {
+            return Err(invalid(
+                url_field,
+                url,
+                "TLS settings need an https:// URL; use https:// or remove [tls]",
+            ));
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                "tls.cert_file",
+                self.cert_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                "cert_file and key_file go together; set both or neither",
+            ));
+        }
+        for (key, path) in [
+            ("tls.ca_file", &self.ca_file),
+            ("tls.cert_file", &self.cert_file),
+            ("tls.key_file", &self.key_file),
+        ] {
+            if let Some(path) = path {
+                check_readable(key, path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The CA bundle used for `https://` when `tls.ca_file` is unset.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The longest `Retry-After` (or gRPC `RetryInfo`) honoured: a receiver asking for more
+/// gets this.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+
+/// A TLS, token or header file of output `output` that cannot be used.
+pub fn tls_error(output: &str, field: &str, path: &Path, reason: impl ToString) -> OutputError {
+    OutputError::Tls {
+        output: output.to_string(),
+        field: field.to_string(),
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A bad TLS or token file, as this output's error.
+pub fn file_error(output: &str) -> impl Fn(TlsFileError) -> OutputError + '_ {
+    move |e| tls_error(output, &e.field, &e.path, e.problem)
+}
+
+/// The rustls client config of `tls` (the system CA bundle when `ca_file` is unset).
+///
+/// # Errors
+/// [`OutputError::Tls`] naming the file that cannot be read or parsed.
+pub fn tls_config(output: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, OutputError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = tls
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+    for cert in tls::load_certs("tls.ca_file", &ca).map_err(file_error(output))? {
+        roots
+            .add(cert)
+            .map_err(|e| tls_error(output, "tls.ca_file", &ca, e))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(output, "tls", &ca, e))?
+        .with_root_certificates(roots);
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = tls::load_certs("tls.cert_file", cert).map_err(file_error(output))?;
+            let key_der = tls::load_key("tls.key_file", key).map_err(file_error(output))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| tls_error(output, "tls.key_file", key, e))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Exponential backoff with jitter: `initial_ms * 2^attempt`, capped at `max_ms`, then a
+/// random point in its upper half.
+pub fn backoff(initial_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let max = max_ms.max(1);
+    let exp = initial_ms.saturating_mul(1u64 << attempt.min(32)).min(max);
+    let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
+    Duration::from_millis(jittered.max(1))
+}
+
+/// An error and its sources, `: `-joined.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_jittered_and_capped() {
+        for _ in 0..100 {
+            let d0 = backoff(100, 1000, 0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d3 = backoff(100, 1000, 3).as_millis();
+            assert!((400..=800).contains(&d3), "{d3}");
+            let d20 = backoff(100, 1000, 20).as_millis();
+            assert!((500..=1000).contains(&d20), "{d20}");
+        }
+    }
+
+    #[test]
+    fn unreadable_ca_file_names_output_field_and_path() {
+        let tls = TlsConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let e = tls_config("audit", &tls)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("output \"audit\": tls.ca_file /nonexistent/ca.pem:"),
+            "{e}"
+        );
+    }
+}
