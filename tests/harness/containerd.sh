@@ -6,7 +6,8 @@
 #   containerd.sh up LAB               start a containerd whose config, socket, root, state, runc
 #                                      root and pod-cgroup root all belong to LAB; import images
 #   containerd.sh down LAB             stop it by pid, kill its shims and containers by pid,
-#                                      unmount, remove its shim sockets and cgroups, rm -rf LAB
+#                                      unmount, remove its shim sockets, cgroups and pod
+#                                      network (bridge, namespaces), rm -rf LAB
 #   containerd.sh restart LAB          stop containerd alone (containers keep running), start it
 #   containerd.sh stop-daemon LAB      stop containerd alone, by pid
 #   containerd.sh start-daemon LAB     start containerd again with the LAB's config
@@ -16,6 +17,25 @@
 # After `up`: CRI v1/v1alpha2 and the containerd native API on unix://LAB/containerd.sock,
 # namespace k8s.io; images localhost/gannet-test/pause:1.0 and localhost/gannet-test/busybox:1.0;
 # pods should use cgroup_parent /$(cat LAB/cgroup-root)/pod<uid>.
+#
+# Pod networking: host-network pods need nothing. For pods in their own network namespace
+# (CRI NamespaceMode POD), `up` configures CNI from Debian's containernetworking-plugins
+# (/usr/lib/cni, symlinked into LAB/cni/bin): a `bridge` network with `host-local` IPAM
+# (LAB/cni/net.d/10-gannet.conflist; addresses kept in LAB/cni/ipam), plus the `loopback`
+# that containerd adds itself. Labs run side by side, so each has its own bridge and subnet,
+# derived from a hash of the lab path: bridge gnt<6 hex> and a free 10.<200-249>.<0-255>.0/24
+# (probed against `ip route`, under a lock); `up` creates the bridge with the gateway
+# .1 on it, which claims the subnet, and writes LAB/pod-network (bridge=, subnet=,
+# gateway=, network=). isGateway true, ipMasq false: no iptables rules, no NAT, so pods reach
+# the host and each other, not the outside world. The bridge plugin turns on
+# net.ipv4.ip_forward (host-wide) at the first pod; nothing turns it off again, since
+# another lab may rely on it. Without /usr/lib/cni/bridge (run `deps`), `up` warns and
+# the lab has host networking only. Pod network namespaces are mounted under LAB/state
+# (netns_mounts_under_state_dir), so CRI removes them when a pod is stopped and `down`
+# unmounts those it did not (pods never stopped through CRI), with its other mounts; it also
+# deletes any /run/netns/cni-* holding an address of the subnet, the bridge's ports, the
+# bridge, and the CNI result cache of the lab's sandboxes (/var/lib/cni/results).
+#
 # Env: GANNET_E2E_IMAGES  directory of prebuilt image archives (default LAB/images; built when
 #                         missing). SNAPSHOTTER  overlayfs (default) or native.
 #
@@ -29,7 +49,14 @@ BUSYBOX_IMAGE="localhost/gannet-test/busybox:1.0"
 SNAPSHOTTER="${SNAPSHOTTER:-overlayfs}"
 # Marker that makes a directory a lab: `down` refuses to rm -rf anything else.
 MARKER=".gannet-lab"
-PACKAGES=(containerd runc busybox-static gcc libc6-dev protobuf-compiler)
+# Pod networking: the CNI plugins a lab links into LAB/cni/bin, from containernetworking-plugins.
+CNI_DIR=/usr/lib/cni
+CNI_PLUGINS=(bridge host-local loopback)
+# Where libcni caches each ADD result (containerd's CRI sets no cache dir of its own).
+CNI_CACHE=/var/lib/cni
+# Held while a lab picks a free subnet and claims it by creating its bridge.
+CNI_LOCK=/run/lock/gannet-lab-cni.lock
+PACKAGES=(containerd runc busybox-static gcc libc6-dev protobuf-compiler containernetworking-plugins iproute2)
 
 say() { echo "containerd.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -46,10 +73,13 @@ deps() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
-  for p in containerd ctr runc gcc strip tar gzip sha256sum; do
+  for p in containerd ctr runc gcc strip tar gzip sha256sum ip flock; do
     command -v "$p" >/dev/null || die "$p not found after installing ${PACKAGES[*]}"
   done
   [ -x /bin/busybox ] || die "/bin/busybox not found: install busybox-static"
+  for p in "${CNI_PLUGINS[@]}"; do
+    [ -x "$CNI_DIR/$p" ] || die "$CNI_DIR/$p not found: install containernetworking-plugins"
+  done
 }
 
 # ---------------------------------------------------------------------------------------
@@ -190,8 +220,12 @@ disabled_plugins = [
     # Required where root lacks CAP_SYS_RESOURCE: clamp oom_score_adj to containerd's own,
     # instead of failing RunPodSandbox when runc cannot lower it for the pause (-998).
     restrict_oom_score_adj = true
+    # Pod network namespaces under LAB/state (not /run/netns): they belong to the lab, and
+    # down unmounts them with its other mounts.
+    netns_mounts_under_state_dir = true
     [plugins."io.containerd.grpc.v1.cri".cni]
-      # Empty: no CNI, host-network pods only.
+      # bridge + host-local (and loopback) symlinked from /usr/lib/cni by up, with one
+      # conflist in conf_dir; both empty when the plugins are missing (host network only).
       bin_dir = "$lab/cni/bin"
       conf_dir = "$lab/cni/net.d"
     [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -267,11 +301,13 @@ up() {
   if [ -n "$(ls -A "$lab")" ] && [ ! -f "$lab/$MARKER" ]; then
     die "$lab is not empty and not a lab: choose an empty or new directory"
   fi
+  if daemon_pid "$lab" >/dev/null; then die "containerd of $lab already runs (pid $(daemon_pid "$lab"))"; fi
   touch "$lab/$MARKER"
   mkdir -p "$lab"/{root,state,opt,runc,cni/bin,cni/net.d,logs,hostdata}
   # One pod-cgroup root per lab: tearing one lab down never touches another's cgroups.
   [ -f "$lab/cgroup-root" ] || echo "gannet-$(basename "$lab")" > "$lab/cgroup-root"
   write_config "$lab"
+  pod_network_up "$lab"
   local imgs="${GANNET_E2E_IMAGES:-$lab/images}"
   if [ ! -f "$imgs/pause.tar" ] || [ ! -f "$imgs/busybox.tar" ]; then images "$imgs"; fi
   start_daemon "$lab"
@@ -284,8 +320,161 @@ up() {
   for i in pause busybox; do
     ctr --address "$sock" -n k8s.io images import --snapshotter "$SNAPSHOTTER" "$imgs/$i.tar" >/dev/null
   done
-  say "up: $lab (pid $(daemon_pid "$lab"), socket $sock, namespace k8s.io, cgroup root $(cgroup_root_of "$lab"))"
+  local net="host network only"
+  [ -f "$lab/pod-network" ] && net="pod network $(net_field "$lab" subnet) on $(net_field "$lab" bridge)"
+  say "up: $lab (pid $(daemon_pid "$lab"), socket $sock, namespace k8s.io, cgroup root $(cgroup_root_of "$lab"), $net)"
   echo "$sock"
+}
+
+# ---------------------------------------------------------------------------------------
+# pod networking: one bridge and one /24 per lab (see the header)
+
+# lab_hash LAB: hex digits fixed for a lab path.
+lab_hash() { printf '%s' "$1" | sha256sum | cut -c1-64; }
+
+# net_field LAB KEY: a value of LAB/pod-network (empty when the lab has none).
+net_field() { sed -n "s/^$2=//p" "$1/pod-network" 2>/dev/null || true; }
+
+# bridge_of LAB / network_of LAB: the lab's bridge and CNI network names, recorded by `up`;
+# derived from the path again if the record is gone.
+bridge_of() {
+  local b
+  b="$(net_field "$1" bridge)"
+  echo "${b:-gnt$(lab_hash "$1" | cut -c1-6)}"
+}
+network_of() {
+  local n
+  n="$(net_field "$1" network)"
+  echo "${n:-gannet-$(lab_hash "$1" | cut -c1-6)}"
+}
+
+# ip4_int A.B.C.D: the address as a 32-bit integer.
+ip4_int() {
+  local a b c d
+  IFS=. read -r a b c d <<< "$1"
+  echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
+}
+
+# subnet_in_use NET/24: whether an IPv4 route (any table) or address of this host overlaps it.
+subnet_in_use() {
+  local want dst addr len m mask
+  want="$(ip4_int "${1%/*}")"
+  while read -r dst; do
+    case "$dst" in "" | default) continue ;; esac
+    addr="${dst%/*}"
+    len=32
+    [ "$addr" = "$dst" ] || len="${dst#*/}"
+    # Two prefixes overlap when they agree on the bits of the shorter one.
+    m=$(( len < 24 ? len : 24 ))
+    mask=$(( m == 0 ? 0 : (0xffffffff << (32 - m)) & 0xffffffff ))
+    [ $(( $(ip4_int "$addr") & mask )) = $(( want & mask )) ] && return 0
+  done < <(
+    ip -4 route show table all | awk '{ d = $1; if (d ~ /^(unicast|local|broadcast|anycast|multicast|unreachable|blackhole|prohibit|throw|nat)$/) d = $2; print d }'
+    ip -4 -o addr show | awk '{ print $4 }'
+  )
+  return 1
+}
+
+# pod_network_up LAB: link the plugins, pick and claim the lab's subnet (its bridge, with
+# the gateway address), write the conflist and LAB/pod-network.
+pod_network_up() {
+  local lab="$1" p hash br name n a b subnet="" gw lock
+  for p in "${CNI_PLUGINS[@]}"; do
+    if [ ! -x "$CNI_DIR/$p" ]; then
+      say "no $CNI_DIR/$p (containernetworking-plugins; \`deps\` installs it): $lab has host networking only"
+      return 0
+    fi
+  done
+  command -v ip >/dev/null || { say "no ip (iproute2): $lab has host networking only"; return 0; }
+  for p in "${CNI_PLUGINS[@]}"; do ln -sfn "$CNI_DIR/$p" "$lab/cni/bin/$p"; done
+  hash="$(lab_hash "$lab")"
+  br="gnt${hash:0:6}"
+  name="gannet-${hash:0:6}"
+  mkdir -p "$(dirname "$CNI_LOCK")"
+  exec {lock}> "$CNI_LOCK"
+  flock -w 60 "$lock" || die "could not lock $CNI_LOCK within 60 s"
+  # A bridge of this very path, left by a lab that was never torn down: start afresh.
+  if ip link show "$br" >/dev/null 2>&1; then ip link del "$br"; fi
+  # 10.200.0.0-10.249.255.0: 12800 /24s, probed from the path's hash on.
+  local seed=$(( 16#${hash:6:8} ))
+  for n in $(seq 0 511); do
+    n=$(( (seed + n) % 12800 ))
+    a=$(( 200 + n / 256 ))
+    b=$(( n % 256 ))
+    if ! subnet_in_use "10.$a.$b.0/24"; then subnet="10.$a.$b.0/24"; break; fi
+  done
+  [ -n "$subnet" ] || die "no free /24 in 10.200.0.0-10.249.255.255 for the pods of $lab (ip route)"
+  gw="10.$a.$b.1"
+  # The bridge now, not at the first pod: its route claims the subnet for this lab.
+  ip link add "$br" type bridge
+  ip addr add "$gw/24" dev "$br"
+  ip link set "$br" up
+  exec {lock}>&-
+  printf 'bridge=%s\nsubnet=%s\ngateway=%s\nnetwork=%s\n' "$br" "$subnet" "$gw" "$name" > "$lab/pod-network"
+  mkdir -p "$lab/cni/ipam"
+  cat > "$lab/cni/net.d/10-gannet.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$name",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$br",
+      "isGateway": true,
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$subnet", "gateway": "$gw" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dataDir": "$lab/cni/ipam"
+      }
+    }
+  ]
+}
+EOF
+}
+
+# pod_netns_of LAB: the network namespaces (/run/netns/...) of the lab's sandboxes, from
+# the runtime specs of its task bundles (read before the bundles go).
+pod_netns_of() {
+  local f
+  for f in "$1"/state/io.containerd.runtime.v2.task/*/*/config.json; do
+    [ -f "$f" ] && grep -oE '"/(var/)?run/netns/[^"/]+"' "$f" | tr -d '"'
+  done
+  return 0
+}
+
+# pod_network_down LAB NETNS...: remove what CRI would have removed had the pods been
+# stopped through it (their network namespaces, CNI result cache), then the bridge.
+pod_network_down() {
+  local lab="$1" br name prefix ns l
+  shift
+  br="$(bridge_of "$lab")"
+  name="$(network_of "$lab")"
+  command -v ip >/dev/null || return 0
+  # Namespaces named by the bundles, and any cni-* namespace holding an address of the subnet.
+  prefix="$(net_field "$lab" subnet)"
+  prefix="${prefix%0/24}"
+  for ns in "$@" /run/netns/cni-*; do
+    [ -e "$ns" ] || continue
+    case " $* " in
+      *" $ns "*) ;;
+      *)
+        [ -n "$prefix" ] || continue
+        ip -n "$(basename "$ns")" -4 -o addr show 2>/dev/null | grep -qF " inet $prefix" || continue
+        ;;
+    esac
+    umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
+    rm -f "$ns"
+  done
+  if ip link show "$br" >/dev/null 2>&1; then
+    # Ports left on the bridge (veths whose pod namespace is gone end with it, the rest here).
+    for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1); do
+      ip link del "$l" 2>/dev/null || true
+    done
+    ip link del "$br" 2>/dev/null || true
+  fi
+  rm -f "$CNI_CACHE/results/$name-"* 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------
@@ -349,6 +538,12 @@ down() {
   for f in "$lab"/state/io.containerd.runtime.v2.task/*/*/address; do
     [ -f "$f" ] && socks+=("$(sed 's#^unix://##' "$f")")
   done
+  # Pod network namespaces and sandbox ids, while the bundles that name them are there.
+  local netns=() ids=()
+  mapfile -t netns < <(pod_netns_of "$lab" | sort -u)
+  for f in "$lab"/state/io.containerd.runtime.v2.task/*/*/; do
+    [ -d "$f" ] && ids+=("$(basename "$f")")
+  done
   if [ ${#victims[@]} -gt 0 ]; then
     kill -KILL "${victims[@]}" 2>/dev/null || true
     for i in $(seq 1 100); do
@@ -369,6 +564,11 @@ down() {
   for s in "${socks[@]}"; do
     case "$s" in /run/containerd/s/*) rm -f "$s" ;; esac
   done
+  # With every process gone: the pod network namespaces, the bridge, the CNI result cache.
+  pod_network_down "$lab" "${netns[@]}"
+  for i in "${ids[@]}"; do rm -f "$CNI_CACHE/results/cni-loopback-$i-lo"; done
+  local bridge
+  bridge="$(bridge_of "$lab")"
   # Pod cgroups: runc removes each container's, nobody removes the pod level (kubelet's job).
   for i in 1 2 3 4 5; do
     local busy=0 c
@@ -388,6 +588,8 @@ down() {
   while read -r m; do [ -n "$m" ] && problems+=("mount $m"); done < <(awk -v lab="$lab/" 'index($5, lab) == 1 {print $5}' /proc/self/mountinfo)
   for s in "${socks[@]}"; do [ -e "$s" ] && problems+=("shim socket $s"); done
   for c in "/sys/fs/cgroup/$cgroot" /sys/fs/cgroup/*/"$cgroot"; do [ -d "$c" ] && problems+=("cgroup $c"); done
+  for s in "${netns[@]}"; do [ -e "$s" ] && problems+=("network namespace $s"); done
+  if command -v ip >/dev/null && ip link show "$bridge" >/dev/null 2>&1; then problems+=("bridge $bridge"); fi
   [ -e "$lab" ] && problems+=("directory $lab")
   if [ ${#problems[@]} -gt 0 ]; then
     say "down $lab left behind:"
