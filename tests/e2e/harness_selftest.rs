@@ -1,8 +1,11 @@
 //! Tests of the harness itself, against a real containerd: pods and containers run and log,
 //! stop and `kill -9` give the right exit codes, a private containerd survives restarts with
-//! its containers, the pod guard removes exactly its own pods, and teardown leaves nothing.
+//! its containers, the pod guard removes exactly its own pods, pods on the lab's CNI network
+//! get real IPs beside host-network pods, and teardown leaves nothing (pod network included).
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,7 +14,7 @@ use anyhow::{ensure, Context, Result};
 use k8s_cri::v1::ContainerState;
 
 use gannet_test_kit::{
-    wait_until, wait_until_blocking, ContainerSpec, Containerd, Gannet, PodSpec,
+    wait_until, wait_until_blocking, ContainerSpec, Containerd, CriDriver, Gannet, Pod, PodSpec,
 };
 
 /// Generous: two cores may be busy building or running other tests.
@@ -333,6 +336,203 @@ async fn teardown_leaves_no_process_mount_shim_socket_or_cgroup() -> Result<()> 
     Ok(())
 }
 
+/// Serves `pod-net-ok` over HTTP on port 8080 (busybox httpd; SIGTERM ends it with 0).
+const HTTPD_SCRIPT: &str = "mkdir -p /tmp/www && echo pod-net-ok > /tmp/www/index.html && \
+     trap 'exit 0' TERM; httpd -f -p 8080 -h /tmp/www & wait";
+
+#[tokio::test]
+async fn a_pod_network_pod_gets_a_real_ip_beside_a_host_network_pod() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let net = lab.pod_network()?;
+    let cri = lab.cri().await?;
+    let pod = cri
+        .create_pod(
+            &PodSpec::new("selftest-podnet")
+                .namespace("e2e-harness")
+                .pod_network(),
+        )
+        .await?;
+    let sleeper = cri
+        .run_container(&pod, &ContainerSpec::sleeper("sleeper"))
+        .await?;
+    let web = cri
+        .run_container(&pod, &ContainerSpec::new("web", HTTPD_SCRIPT))
+        .await?;
+    for c in [&sleeper, &web] {
+        cri.wait_state(c, ContainerState::ContainerRunning, START_TIMEOUT)
+            .await?;
+    }
+
+    // CRI reports one IPv4, in the lab's own subnet.
+    let ips = cri.pod_ips(&pod).await?;
+    let ip = match ips.as_slice() {
+        [ip] => ip.clone(),
+        other => anyhow::bail!("pod {} has IPs {other:?}, not one", pod.name),
+    };
+    let ip4: Ipv4Addr = ip.parse().with_context(|| format!("pod IP {ip:?}"))?;
+    ensure!(
+        net.contains(&ip) && ip != net.gateway,
+        "pod IP {ip} is not a pod address of the lab's subnet {}",
+        net.subnet
+    );
+
+    // Inside: that address on eth0, the pod name as hostname, a namespace of its own.
+    let addr = cri
+        .exec_sync(&sleeper, &["ip", "-4", "-o", "addr", "show"])
+        .await?;
+    ensure!(addr.exit_code == 0, "ip addr failed: {addr:?}");
+    ensure!(
+        addr.stdout.contains(&format!("inet {ip}/24")),
+        "ip addr in the pod does not show {ip}/24:\n{}",
+        addr.stdout
+    );
+    let hostname = cri.exec_sync(&sleeper, &["hostname"]).await?;
+    ensure!(
+        hostname.stdout.trim() == pod.name,
+        "hostname {:?} != pod name {}",
+        hostname.stdout,
+        pod.name
+    );
+    let pid = cri.container_pid(&sleeper).await?;
+    ensure!(
+        net_ns(pid)? != net_ns(std::process::id())?,
+        "the pod-network container shares the host's network namespace"
+    );
+    let web_pid = cri.container_pid(&web).await?;
+    ensure!(
+        net_ns(web_pid)? == net_ns(pid)?,
+        "the pod's two containers are in different network namespaces"
+    );
+    // The namespace is the lab's (mounted under its state directory), not /run/netns.
+    let netns_path = pod_netns_path(&cri, &pod).await?;
+    ensure!(
+        netns_path.starts_with(lab.lab()),
+        "pod netns {} is outside the lab {}",
+        netns_path.display(),
+        lab.lab().display()
+    );
+
+    // Real networking: the host reaches the pod's server at the pod IP, through the bridge.
+    let body = wait_until(START_TIMEOUT, "the pod's httpd to answer", || async {
+        Ok(http_get_at(SocketAddr::from((ip4, 8080)), "/").ok())
+    })
+    .await
+    .map_err(|e| lab.explain(e))?;
+    ensure!(
+        body.contains("pod-net-ok"),
+        "GET / on {ip}:8080 gave {body:?}"
+    );
+
+    // A host-network pod beside it: no pod IP, the host's namespace and hostname.
+    let host_pod = cri.create_pod(&PodSpec::new("selftest-hostnet")).await?;
+    let host_c = cri
+        .run_container(&host_pod, &ContainerSpec::sleeper("c"))
+        .await?;
+    cri.wait_state(&host_c, ContainerState::ContainerRunning, START_TIMEOUT)
+        .await?;
+    let host_ips = cri.pod_ips(&host_pod).await?;
+    ensure!(
+        host_ips.is_empty(),
+        "a host-network pod has IPs {host_ips:?}"
+    );
+    ensure!(
+        net_ns(cri.container_pid(&host_c).await?)? == net_ns(std::process::id())?,
+        "the host-network container is not in the host's network namespace"
+    );
+    let host_name = cri.exec_sync(&host_c, &["hostname"]).await?;
+    let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    ensure!(
+        host_name.stdout.trim() == node_name.trim(),
+        "host-network hostname {:?} != the node's {node_name:?}",
+        host_name.stdout
+    );
+
+    // Removing the pod through CRI releases its address and its namespace.
+    let lease = lab.lab().join("cni/ipam").join(&net.network).join(&ip);
+    ensure!(lease.exists(), "no host-local lease {}", lease.display());
+    cri.remove_pod(&pod).await?;
+    ensure!(
+        !lease.exists(),
+        "lease {} survived the pod",
+        lease.display()
+    );
+    ensure!(
+        !netns_path.exists(),
+        "netns {} survived the pod",
+        netns_path.display()
+    );
+    cri.remove_pod(&host_pod).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pod_network_lab_tears_down_its_bridge_and_namespaces() -> Result<()> {
+    let lab = Containerd::private("podnet-down")?;
+    let net = lab.pod_network()?;
+    // Labs side by side have their own bridge and subnet.
+    let shared = Containerd::shared()?.pod_network()?;
+    ensure!(
+        shared.bridge != net.bridge && shared.subnet != net.subnet,
+        "two labs share a pod network: {shared:?} and {net:?}"
+    );
+    ensure!(
+        link_exists(&net.bridge)?,
+        "no bridge {} after up",
+        net.bridge
+    );
+
+    let cri = lab.cri().await?;
+    let mut ips = BTreeSet::new();
+    let mut namespaces = Vec::new();
+    for name in ["selftest-netdown-a", "selftest-netdown-b"] {
+        let pod = cri.create_pod(&PodSpec::new(name).pod_network()).await?;
+        let c = cri
+            .run_container(&pod, &ContainerSpec::sleeper("c"))
+            .await?;
+        cri.wait_state(&c, ContainerState::ContainerRunning, START_TIMEOUT)
+            .await?;
+        for ip in cri.pod_ips(&pod).await? {
+            ensure!(net.contains(&ip), "pod IP {ip} not in {}", net.subnet);
+            ips.insert(ip);
+        }
+        namespaces.push(pod_netns_path(&cri, &pod).await?);
+    }
+    ensure!(ips.len() == 2, "two pods, IPs {ips:?}");
+    ensure!(
+        !bridge_ports(&net.bridge)?.is_empty(),
+        "no veth on bridge {}",
+        net.bridge
+    );
+
+    // Tear down with both pods running: no CRI removal, the purge path.
+    lab.down()?;
+    drop(cri);
+    ensure!(
+        !link_exists(&net.bridge)?,
+        "bridge {} survived down",
+        net.bridge
+    );
+    for ns in &namespaces {
+        ensure!(!ns.exists(), "netns {} survived down", ns.display());
+    }
+    let routes = ip(&["-4", "route", "show", "table", "all"])?;
+    ensure!(
+        !routes.contains(&net.bridge) && !routes.contains(net.subnet.trim_end_matches("/24")),
+        "routes of {} or {} left:\n{routes}",
+        net.bridge,
+        net.subnet
+    );
+    let cached: Vec<_> = std::fs::read_dir("/var/lib/cni/results")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{}-", net.network)))
+        .collect();
+    ensure!(cached.is_empty(), "CNI result cache left: {cached:?}");
+    Ok(())
+}
+
 #[test]
 fn the_watchdog_tears_a_lab_down_when_its_process_exits() -> Result<()> {
     let lab = PathBuf::from(format!(
@@ -398,6 +598,80 @@ fn gannet_runs_and_failure_reports_carry_the_containerd_log() -> Result<()> {
         "success() accepted a failed run"
     );
     Ok(())
+}
+
+// ---- pod networking ----
+
+/// The network namespace of process `pid` (`net:[<inode>]`).
+fn net_ns(pid: u32) -> Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .with_context(|| format!("reading /proc/{pid}/ns/net"))
+}
+
+/// The network namespace path in the pod's runtime spec (verbose PodSandboxStatus).
+async fn pod_netns_path(cri: &CriDriver, pod: &Pod) -> Result<PathBuf> {
+    let (_, info) = cri.pod_status_verbose(pod).await?;
+    info["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|ns| ns["type"] == "network")
+        .and_then(|ns| ns["path"].as_str())
+        .map(PathBuf::from)
+        .with_context(|| format!("no network namespace path for pod {}: {info}", pod.name))
+}
+
+/// `ip ARGS`: its stdout.
+fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
+    ensure!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a network interface named `name` exists on the host.
+fn link_exists(name: &str) -> Result<bool> {
+    Ok(Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running ip link show")?
+        .success())
+}
+
+/// The interfaces attached to `bridge`.
+fn bridge_ports(bridge: &str) -> Result<Vec<String>> {
+    Ok(ip(&["-o", "link", "show", "master", bridge])?
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect())
+}
+
+/// An HTTP/1.0 GET of `path` at `addr`: the body of a 200 answer.
+fn http_get_at(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    ensure!(
+        text.starts_with("HTTP/1.") && text.split_whitespace().nth(1) == Some("200"),
+        "GET {path} on {addr}: {text:?}"
+    );
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+        .to_string())
 }
 
 // ---- what teardown must leave behind: nothing ----

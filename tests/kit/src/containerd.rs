@@ -14,8 +14,12 @@
 //!
 //! A [`Containerd::private`] lab belongs to one test: it is torn down by pid on drop (and by
 //! its watchdog if the test process dies first).
+//!
+//! Each lab also has a CNI network of its own for pods that do not use the host network
+//! (a bridge and a /24 unique to the lab): [`Containerd::pod_network`] names them.
 
 use std::ffi::OsStr;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -83,6 +87,68 @@ pub struct Containerd {
     lab: PathBuf,
     cgroup_root: String,
     owner: Owner,
+}
+
+/// A lab's CNI pod network (`LAB/pod-network`, written by `containerd.sh up`): pods created
+/// with [`crate::PodSpec::pod_network`] get an address of `subnet` on `bridge`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// The host bridge (`gnt<6 hex>`), unique to the lab.
+    pub bridge: String,
+    /// The IPv4 subnet (`10.<a>.<b>.0/24`), unique to the lab.
+    pub subnet: String,
+    /// The gateway address, on the bridge (`10.<a>.<b>.1`).
+    pub gateway: String,
+    /// The CNI network name (`gannet-<6 hex>`).
+    pub network: String,
+}
+
+impl PodNetwork {
+    /// Parses `LAB/pod-network` (`key=value` lines).
+    ///
+    /// # Errors
+    /// When a key is missing or the subnet is not an IPv4 prefix.
+    pub fn parse(text: &str) -> Result<Self> {
+        let field = |key: &str| -> Result<String> {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(|value| value.trim().to_string())
+                .with_context(|| format!("no {key}= in the pod network record {text:?}"))
+        };
+        let this = Self {
+            bridge: field("bridge")?,
+            subnet: field("subnet")?,
+            gateway: field("gateway")?,
+            network: field("network")?,
+        };
+        this.prefix()?;
+        Ok(this)
+    }
+
+    /// Whether `ip` is an IPv4 address inside the subnet.
+    pub fn contains(&self, ip: &str) -> bool {
+        let (Ok((net, len)), Ok(ip)) = (self.prefix(), ip.parse::<Ipv4Addr>()) else {
+            return false;
+        };
+        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+        u32::from(ip) & mask == u32::from(net) & mask
+    }
+
+    fn prefix(&self) -> Result<(Ipv4Addr, u32)> {
+        let (net, len) = self
+            .subnet
+            .split_once('/')
+            .with_context(|| format!("subnet {:?} has no prefix length", self.subnet))?;
+        let net: Ipv4Addr = net
+            .parse()
+            .with_context(|| format!("subnet {:?} is not IPv4", self.subnet))?;
+        let len: u32 = len
+            .parse()
+            .ok()
+            .filter(|len| *len <= 32)
+            .with_context(|| format!("subnet {:?} has a bad prefix length", self.subnet))?;
+        Ok((net, len))
+    }
 }
 
 static SHARED: OnceLock<std::result::Result<Containerd, String>> = OnceLock::new();
@@ -188,6 +254,25 @@ impl Containerd {
     /// The name of this lab's pod-cgroup root (`/sys/fs/cgroup/<ctrl>/<root>/pod<uid>`).
     pub fn cgroup_root(&self) -> &str {
         &self.cgroup_root
+    }
+
+    /// The lab's CNI pod network (bridge, subnet, gateway), for pods created with
+    /// [`crate::PodSpec::pod_network`].
+    ///
+    /// # Errors
+    /// When the lab has none: `up` found no CNI plugins (`containerd.sh deps` installs
+    /// containernetworking-plugins), so it runs host-network pods only.
+    pub fn pod_network(&self) -> Result<PodNetwork> {
+        let path = self.lab.join("pod-network");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {}: the lab {} has no pod network (host network only; \
+                 `tests/harness/containerd.sh deps` installs containernetworking-plugins)",
+                path.display(),
+                self.lab.display()
+            )
+        })?;
+        PodNetwork::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// The pid of the running containerd, if it runs.
@@ -444,6 +529,26 @@ mod tests {
                 "CI={ci:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_pod_network_record_parses_and_contains_its_subnet() -> Result<()> {
+        let net = PodNetwork::parse(
+            "bridge=gnt1a2b3c\nsubnet=10.219.142.0/24\ngateway=10.219.142.1\nnetwork=gannet-1a2b3c\n",
+        )?;
+        assert_eq!(net.bridge, "gnt1a2b3c");
+        assert_eq!(net.gateway, "10.219.142.1");
+        assert_eq!(net.network, "gannet-1a2b3c");
+        assert!(net.contains("10.219.142.7"));
+        assert!(!net.contains("10.219.143.7"));
+        assert!(!net.contains("192.0.2.2"));
+        assert!(!net.contains("fd00::2"));
+        assert!(PodNetwork::parse("bridge=gnt1\nsubnet=10.0.0.0/24\n").is_err());
+        assert!(
+            PodNetwork::parse("bridge=b\nsubnet=10.0.0.0/33\ngateway=10.0.0.1\nnetwork=n\n")
+                .is_err()
+        );
+        Ok(())
     }
 
     #[test]

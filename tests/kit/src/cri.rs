@@ -5,6 +5,10 @@
 //! lab's own cgroup root, a host-path mount, service-link env vars. Every call has a timeout;
 //! a failed call reports the request and the tail of the containerd log.
 //!
+//! A pod asked for with [`PodSpec::pod_network`] gets a network namespace of its own
+//! instead, on the lab's CNI bridge (`tests/harness/containerd.sh`), with a real IP
+//! ([`CriDriver::pod_ips`]) and its name as hostname, as the kubelet does.
+//!
 //! The driver remembers the pods it created. Dropping it stops and removes those still
 //! there (and their pod cgroups), so a test removes exactly its own pods.
 
@@ -99,6 +103,9 @@ pub struct PodSpec {
     pub annotations: BTreeMap<String, String>,
     /// Sandbox attempt.
     pub attempt: u32,
+    /// A network namespace of the pod's own on the lab's CNI network (a pod IP, hostname =
+    /// pod name) instead of the host network. Off by default.
+    pub pod_network: bool,
 }
 
 impl PodSpec {
@@ -117,7 +124,16 @@ impl PodSpec {
                 "gannet-e2e".to_string(),
             )]),
             attempt: 0,
+            pod_network: false,
         }
+    }
+
+    /// Runs the pod in a network namespace of its own (CRI `NamespaceMode::POD`) on the lab's
+    /// CNI bridge, with the pod name as hostname, like a kubelet does for a pod without
+    /// `hostNetwork`. The default is the host network.
+    pub fn pod_network(mut self) -> Self {
+        self.pod_network = true;
+        self
     }
 
     /// Sets the namespace.
@@ -158,6 +174,9 @@ pub struct Pod {
     pub cgroup_parent: String,
     /// The full sandbox config (CreateContainer sends it along, like a kubelet).
     pub config: PodSandboxConfig,
+    /// Whether the pod has a network namespace of its own ([`PodSpec::pod_network`]); its
+    /// containers join it.
+    pub pod_network: bool,
 }
 
 /// What a test asks for in a container.
@@ -320,7 +339,8 @@ impl CriDriver {
         self.keep_pods = true;
     }
 
-    /// Runs a host-network pod sandbox like a kubelet would.
+    /// Runs a pod sandbox like a kubelet would: on the host network, or in a network
+    /// namespace of its own with [`PodSpec::pod_network`].
     ///
     /// # Errors
     /// When RunPodSandbox fails.
@@ -357,15 +377,20 @@ impl CriDriver {
                 namespace: spec.namespace.clone(),
                 attempt: spec.attempt,
             }),
-            // Host network: the node's hostname.
-            hostname: String::new(),
+            // Host network: the node's hostname; a pod network: the pod name (the kubelet's
+            // default when the pod sets no hostname).
+            hostname: if spec.pod_network {
+                name.clone()
+            } else {
+                String::new()
+            },
             log_directory: log_dir.to_string_lossy().into_owned(),
             labels,
             annotations,
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: cgroup_parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
-                    namespace_options: Some(host_network_namespaces()),
+                    namespace_options: Some(namespaces(spec.pod_network)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -395,6 +420,7 @@ impl CriDriver {
             host_data,
             cgroup_parent,
             config,
+            pod_network: spec.pod_network,
         })
     }
 
@@ -465,7 +491,7 @@ impl CriDriver {
             log_path: log_rel.clone(),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
-                    namespace_options: Some(host_network_namespaces()),
+                    namespace_options: Some(namespaces(pod.pod_network)),
                     ..Default::default()
                 }),
                 resources: spec
@@ -634,10 +660,46 @@ impl CriDriver {
         &self,
         pod: &Pod,
     ) -> Result<(PodSandboxStatus, serde_json::Value)> {
+        self.pod_status_opt(pod, true).await
+    }
+
+    /// PodSandboxStatus (not verbose).
+    ///
+    /// # Errors
+    /// When the call fails or returns no status.
+    pub async fn pod_status(&self, pod: &Pod) -> Result<PodSandboxStatus> {
+        Ok(self.pod_status_opt(pod, false).await?.0)
+    }
+
+    /// The pod's IPs as CRI reports them (PodSandboxStatus `network.ip`, then
+    /// `network.additional_ips`): one IPv4 on the lab's pod network for a
+    /// [`PodSpec::pod_network`] pod, none for a host-network pod.
+    ///
+    /// # Errors
+    /// When PodSandboxStatus fails.
+    pub async fn pod_ips(&self, pod: &Pod) -> Result<Vec<String>> {
+        let status = self
+            .pod_status(pod)
+            .await
+            .with_context(|| format!("reading the IPs of pod {} ({})", pod.name, pod.id))?;
+        let Some(network) = status.network else {
+            return Ok(Vec::new());
+        };
+        Ok(std::iter::once(network.ip)
+            .chain(network.additional_ips.into_iter().map(|ip| ip.ip))
+            .filter(|ip| !ip.is_empty())
+            .collect())
+    }
+
+    async fn pod_status_opt(
+        &self,
+        pod: &Pod,
+        verbose: bool,
+    ) -> Result<(PodSandboxStatus, serde_json::Value)> {
         let mut client = self.client();
         let request = PodSandboxStatusRequest {
             pod_sandbox_id: pod.id.clone(),
-            verbose: true,
+            verbose,
         };
         let response = self
             .call(
@@ -860,10 +922,15 @@ fn lock(pods: &OwnedPods) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
     pods.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Host network (no CNI here), a pid namespace per container, IPC shared in the pod.
-fn host_network_namespaces() -> NamespaceOption {
+/// The host network, or with `pod_network` the pod's own (CNI); a pid namespace per
+/// container, IPC shared in the pod.
+fn namespaces(pod_network: bool) -> NamespaceOption {
     NamespaceOption {
-        network: NamespaceMode::Node as i32,
+        network: if pod_network {
+            NamespaceMode::Pod
+        } else {
+            NamespaceMode::Node
+        } as i32,
         pid: NamespaceMode::Container as i32,
         ipc: NamespaceMode::Pod as i32,
         ..Default::default()

@@ -8,6 +8,8 @@
 //!   All are run by `tests/harness/containerd.sh`, which owns every shell-level detail.
 //! - [`CriDriver`]: creates pods and containers the way a kubelet does and removes the pods
 //!   it created when dropped, so tests that share a containerd never touch each other's pods.
+//!   Pods use the host network unless [`PodSpec::pod_network`] puts them on the lab's own CNI
+//!   bridge ([`Containerd::pod_network`]), with a real IP ([`CriDriver::pod_ips`]).
 //! - [`Gannet`]: runs the built `gannet` binary (`target/<profile>/gannet` or `GANNET_BIN`)
 //!   and captures its output.
 //! - [`wait_until`] / [`wait_until_blocking`]: every wait polls a condition against a
@@ -57,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub use containerd::{script_path, Containerd, SharedSource, IMAGES_ENV, LAB_ENV};
+pub use containerd::{script_path, Containerd, PodNetwork, SharedSource, IMAGES_ENV, LAB_ENV};
 pub use cri::{
     ContainerSpec, CriContainer, CriDriver, ExecOutput, Pod, PodSpec, BUSYBOX_IMAGE,
     LOOK_ALIKE_ENVS, PAUSE_IMAGE, SERVICE_LINK_ENVS, SLEEPER_SCRIPT,
