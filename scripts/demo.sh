@@ -11,9 +11,11 @@
 # 3. builds gannet and the example plugins of plugins/, and runs `gannet run` with the
 #    demo config and plugin sidecars of examples/demo/: lc-filter drops kube-system,
 #    team-labels tags each record with its team, redact-env masks secret env values,
-#    route-by-namespace sends shop to the `storefront` output and batch to `jobs`;
+#    route-by-namespace sends shop to the `storefront` output and to an OTLP collector
+#    (`collector`, type otlp: a small OTLP/gRPC receiver the demo starts), batch to `jobs`;
 # 4. shows the enriched records as they reach the outputs, one line each, then creates and
-#    kills a container so `added`/`removed` flow, and prints `gannet list`;
+#    kills a container so `added`/`removed` flow, prints the OpenTelemetry entity event the
+#    OTLP receiver got for one container, and prints `gannet list`;
 # 5. runs until Ctrl-C (or for --duration SECONDS), then stops gannet (SIGTERM: it flushes)
 #    and removes everything it created (containers, pods, the containerd, the lab dir).
 set -euo pipefail
@@ -25,6 +27,8 @@ DEMO="$ROOT/examples/demo"
 DURATION=0
 # The health listener's port (/healthz, /readyz, /metrics); override if it is taken.
 HEALTH_PORT="${GANNET_DEMO_HEALTH_PORT:-19464}"
+# The demo OTLP receiver's port; override if it is taken.
+OTLP_PORT="${GANNET_DEMO_OTLP_PORT:-14317}"
 # Example plugin crate (its .wasm name) -> the name it is deployed under (sets the order).
 PLUGINS=(lc_filter:10-lc-filter team_labels:20-team-labels redact_env:30-redact-env
   route_by_namespace:40-route-by-namespace)
@@ -44,6 +48,7 @@ done
 DURATION="${DURATION%s}"
 [[ "$DURATION" =~ ^[0-9]+$ ]] || die "--duration takes whole seconds (e.g. 60), not $DURATION"
 [[ "$HEALTH_PORT" =~ ^[0-9]+$ ]] || die "GANNET_DEMO_HEALTH_PORT must be a port number, not $HEALTH_PORT"
+[[ "$OTLP_PORT" =~ ^[0-9]+$ ]] || die "GANNET_DEMO_OTLP_PORT must be a port number, not $OTLP_PORT"
 
 [ "$(id -u)" = 0 ] || die "run as root: the demo starts containerd and containers"
 command -v cargo >/dev/null || die "cargo not found: install Rust 1.95 with rustup (https://rustup.rs), then rerun"
@@ -69,6 +74,7 @@ env -u CARGO_TARGET_DIR cargo build -q --manifest-path plugins/Cargo.toml \
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 GANNET="$TARGET/debug/gannet"
 PODS="$TARGET/debug/examples/demo-pods"
+OTLP_RECEIVER="$TARGET/debug/examples/otlp-receiver"
 WASM="$ROOT/plugins/target/wasm32-wasip2/release"
 
 LAB="$(mktemp -d /tmp/gannet-demo.XXXXXX)"
@@ -104,7 +110,8 @@ for p in "${PLUGINS[@]}"; do
   cp "$DEMO/$name.toml" "$LAB/plugins/$name.toml"
   cp "$WASM/$crate.wasm" "$LAB/plugins/$name.wasm"
 done
-sed -e "s|@LAB@|$LAB|g" -e "s|@HEALTH_PORT@|$HEALTH_PORT|g" "$DEMO/gannet.toml" >"$LAB/gannet.toml"
+sed -e "s|@LAB@|$LAB|g" -e "s|@HEALTH_PORT@|$HEALTH_PORT|g" -e "s|@OTLP_PORT@|$OTLP_PORT|g" \
+  "$DEMO/gannet.toml" >"$LAB/gannet.toml"
 "$GANNET" config check "$LAB/gannet.toml" >/dev/null
 for o in "${OUTPUTS[@]}"; do touch "$LAB/out/$o.jsonl"; done
 
@@ -119,6 +126,10 @@ VIEW='"[" + $out + "]" + (" " * (12 - ($out|length)))
   + " tags=" + ((.record.tags // {}) | to_entries | map(.key + "=" + .value) | join(","))
   + "  env=" + ((.record.env // {}) | to_entries | map(select(.key | IN($noise[]) | not))
                | map(.key + "=" + .value) | join(","))'
+
+step "starting an OTLP/gRPC receiver on 127.0.0.1:$OTLP_PORT (what it gets: $LAB/out/otlp.jsonl)"
+"$OTLP_RECEIVER" "$OTLP_PORT" grpc >"$LAB/out/otlp.jsonl" 2>"$LAB/otlp-receiver.log" &
+VIEWER_PIDS+=($!)
 
 step "running gannet (log: $LAB/gannet.log); records as they reach the outputs:"
 "$GANNET" run --config "$LAB/gannet.toml" --node-name demo-node 2>"$LAB/gannet.log" &
@@ -146,6 +157,20 @@ sleep 2
 step "creating and killing a container (shop/checkout) while gannet runs"
 "$PODS" "$LAB" churn >&2
 sleep 2
+
+echo
+step "the OpenTelemetry entity event the OTLP receiver got for shop/checkout (attributes in docs/otlp.md):"
+# The churn container's last entity.state (gannet list below shows it gone).
+jq -c -n '[inputs | select(.event_name == "entity.state"
+                 and (.attributes["entity.description"]["k8s.pod.name"] // "" | startswith("checkout")))]
+          | last // "none received"
+          | if type == "object" then {event_name, "entity.type": .attributes["entity.type"],
+              "entity.id": .attributes["entity.id"],
+              description: (.attributes["entity.description"]
+                            | with_entries(select(.key | test("^(k8s|container)\\."))))} else . end' \
+  "$LAB/out/otlp.jsonl"
+deletes="$(grep -c '"event_name":"entity.delete"' "$LAB/out/otlp.jsonl" || true)"
+echo "entity.delete events the receiver got: ${deletes:-0}"
 
 echo
 echo "\$ gannet list --socket $SOCK"

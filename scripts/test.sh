@@ -138,6 +138,8 @@ demo_expect '^\[jobs\] +added +batch/report-[0-9a-f]+/worker .*tags=team=data' "
 demo_expect 'DB_PASSWORD=\*\*\*\*\*\*' "redact-env masked DB_PASSWORD"
 demo_expect '^\[storefront\] +added +shop/checkout-' "the churned container was added"
 demo_expect '^\[storefront\] +removed +shop/checkout-' "the churned container was removed"
+demo_expect '^\{"event_name":"entity.state","entity.type":"container","entity.id":\{"container.id":"[0-9a-f]{64}"\},"description":\{.*"k8s.namespace.name":"shop".*"k8s.pod.ip":"10\.' "the OTLP receiver got the churned container's entity event"
+demo_expect '^entity.delete events the receiver got: [1-9]' "the OTLP receiver got entity.delete events"
 demo_expect '^\$ gannet list' "gannet list printed"
 if grep -Eq '^\[[a-z]+\] .*kube-system/' "$DEMO_LOG" || grep -q 's3cret-demo' "$DEMO_LOG"; then
   die "demo smoke test: a kube-system record or a secret value reached an output ($DEMO_LOG)"

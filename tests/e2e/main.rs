@@ -9,6 +9,8 @@ mod discovery;
 mod run_signals;
 // `gannet run` against a real containerd: HTTP output, retries, the data API, SIGTERM flush.
 mod pipeline;
+// The otlp output against real OTLP receivers (gRPC and HTTP) on the upstream protos.
+mod otlp;
 // The example plugins (guest SDK) through the real plugin engine; needs no containerd.
 mod example_plugins;
 // Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.

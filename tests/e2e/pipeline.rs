@@ -111,17 +111,17 @@ async fn get_unix(socket: &Path, path: &str) -> Result<String> {
 }
 
 /// Whether `/readyz` answers 200.
-fn ready(health: u16) -> bool {
+pub(crate) fn ready(health: u16) -> bool {
     http_get(health, "/readyz", None).is_ok_and(|(status, _)| status == 200)
 }
 
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     stderr: PathBuf,
 }
 
 impl Agent {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
     fn signal(&self, sig: &str) -> Result<()> {
@@ -134,7 +134,7 @@ impl Agent {
         Ok(())
     }
     /// Sends SIGTERM and waits (up to `TIMEOUT`) for a successful exit.
-    async fn terminate(&mut self) -> Result<()> {
+    pub(crate) async fn terminate(&mut self) -> Result<()> {
         self.signal("TERM")?;
         let deadline = std::time::Instant::now() + TIMEOUT;
         let exit = loop {
@@ -818,7 +818,7 @@ health_listen = "127.0.0.1:{health}"
 
 /// Starts `gannet run` with `config` (written to `d/gannet.toml`) on the lab's socket,
 /// its log in `d/gannet.log`.
-fn start_agent(d: &Path, lab: &Containerd, config: &str) -> Result<Agent> {
+pub(crate) fn start_agent(d: &Path, lab: &Containerd, config: &str) -> Result<Agent> {
     let path = d.join("gannet.toml");
     std::fs::write(&path, config)?;
     let stderr = d.join("gannet.log");

@@ -4,7 +4,7 @@
 //!   two-container web pod and a cart pod whose api holds a secret env var), `batch` (a
 //!   worker and a migration that has already exited) and `kube-system` (a coredns pod the
 //!   demo's `lc-filter` drops). Pods carry a `team` label for `team-labels`.
-//! - `demo-pods LAB churn` creates a short-lived `shop/checkout` pod, lets its container
+//! - `demo-pods LAB churn` creates a short-lived `shop/checkout` pod (on the pod network), lets its container
 //!   run a few seconds, then kills it and removes the pod, so `added`, `updated` and
 //!   `removed` events flow while the demo watches.
 //!
@@ -125,9 +125,11 @@ async fn create_sample_pods(cri: &CriDriver) -> Result<()> {
 async fn churn(cri: &CriDriver) -> Result<()> {
     let pod = cri
         .create_pod(
+            // On the lab's pod network, so its entity event shows a pod IP.
             &PodSpec::new("checkout")
                 .namespace("shop")
-                .label("team", "checkout"),
+                .label("team", "checkout")
+                .pod_network(),
         )
         .await?;
     let job = cri

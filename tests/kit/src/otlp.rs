@@ -186,7 +186,17 @@ impl OtlpReceiver {
     /// # Errors
     /// When no port can be bound.
     pub async fn new(transport: OtlpTransport) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::bind(transport, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a receiver on `addr`.
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound.
+    pub async fn bind(transport: OtlpTransport, addr: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr()?;
         let mut me = Self {
             transport,
