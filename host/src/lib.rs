@@ -40,6 +40,8 @@
 //! is replaced, and a reload swaps in a new chain while records in flight finish on the
 //! chain they started on.
 
+#[doc(hidden)]
+pub mod benching;
 pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;

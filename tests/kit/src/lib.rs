@@ -49,6 +49,8 @@ mod containerd;
 mod cri;
 pub mod fault_proxy;
 mod gannet;
+mod http_server;
+pub mod json_receiver;
 pub mod otlp;
 mod wasm;
 

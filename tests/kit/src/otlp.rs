@@ -24,7 +24,6 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use prost::Message as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -296,7 +295,14 @@ impl OtlpReceiver {
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                     .await;
             }),
-            OtlpTransport::Http => tokio::spawn(serve_http(listener, shared, stop)),
+            OtlpTransport::Http => tokio::spawn(crate::http_server::serve_http1(
+                listener,
+                stop,
+                move |req| {
+                    let shared = Arc::clone(&shared);
+                    async move { http_answer(req, &shared).await }
+                },
+            )),
         });
     }
 }
@@ -307,28 +313,6 @@ impl Drop for OtlpReceiver {
             stop.cancel();
         }
     }
-}
-
-async fn serve_http(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    let mut conns = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = stop.cancelled() => break,
-        };
-        let Ok((stream, _)) = accepted else { break };
-        let shared = Arc::clone(&shared);
-        conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, std::convert::Infallible>(http_answer(req, &shared).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-    conns.abort_all();
 }
 
 async fn http_answer(
