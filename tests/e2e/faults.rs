@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use gannet_test_kit::fault_proxy::{Fault, FaultProxy, Rule, UNIMPLEMENTED};
 use gannet_test_kit::{
-    free_port, http_get, random_hex, wait_until, wait_until_blocking, ContainerSpec, Containerd,
-    Gannet, GannetProcess, PodSpec,
+    free_port, http_get, random_hex, vm_rss_kib, wait_until, wait_until_blocking, ContainerSpec,
+    Containerd, Gannet, GannetProcess, PodSpec,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -288,6 +288,9 @@ async fn a_slow_runtime_piles_nothing_up() -> Result<()> {
     /// `runtime.max_concurrent_fetches` by default, plus the list, the subscription and the
     /// sandbox lookups of the event path.
     const BOUND: usize = 16 + 4;
+    /// What 6 s of slow syncs may add to the agent's memory: queued calls or fetches would
+    /// add their records and buffers every sync; a bounded loop adds nothing.
+    const RSS_SLACK_KIB: u64 = 1024;
     let t = Faulty::start("e2e-slow", Vec::new(), "ready").await?;
     let cri = t.lab.cri().await?;
     let (d, proxy, health, ns) = (t.dir(), &t.proxy, t.health, t.ns.as_str());
@@ -312,9 +315,15 @@ async fn a_slow_runtime_piles_nothing_up() -> Result<()> {
             )
             .await?;
         }
-        // Several syncs at half a second a call.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Several syncs at half a second a call; memory stays where it was.
+        let rss_before = vm_rss_kib(t.agent.pid())?;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let rss_after = vm_rss_kib(t.agent.pid())?;
         ensure!(ready(health), "a slow runtime made the agent unready");
+        ensure!(
+            rss_after <= rss_before + RSS_SLACK_KIB,
+            "VmRSS grew from {rss_before} to {rss_after} KiB in 6 s of a slow runtime"
+        );
         let most = proxy.max_in_flight();
         ensure!(most <= BOUND, "{most} calls were outstanding at once");
         proxy.set_rules(Vec::new());

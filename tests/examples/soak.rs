@@ -27,8 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use gannet_test_kit::json_receiver::JsonReceiver;
 use gannet_test_kit::otlp::{OtlpReceiver, OtlpTransport};
 use gannet_test_kit::{
-    free_port, http_get, ContainerSpec, Containerd, CriContainer, CriDriver, Gannet,
-    PluginWorkspace, Pod, PodSpec,
+    free_port, http_get, open_fds, vm_rss_kib, ContainerSpec, Containerd, CriContainer, CriDriver,
+    Gannet, PluginWorkspace, Pod, PodSpec,
 };
 
 /// Most pods alive at once.
@@ -77,15 +77,7 @@ fn parse_args() -> Result<Args> {
 
 /// `(VmRSS KiB, open fds)` of `pid`.
 fn footprint(pid: u32) -> Result<(i64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("no VmRSS")?
-        .parse()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
-    Ok((rss, fds))
+    Ok((i64::try_from(vm_rss_kib(pid)?)?, open_fds(pid)?))
 }
 
 async fn get_unix(socket: &Path, path: &str) -> Result<String> {

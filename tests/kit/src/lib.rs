@@ -69,6 +69,31 @@ pub use cri::{
 pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess, BIN_ENV};
 pub use wasm::{PluginWorkspace, WASM_TARGET};
 
+/// VmRSS of process `pid`, in KiB (`/proc/PID/status`).
+///
+/// # Errors
+/// When the process is gone or the field is missing.
+pub fn vm_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Open file descriptors of process `pid` (entries of `/proc/PID/fd`).
+///
+/// # Errors
+/// When the process is gone.
+pub fn open_fds(pid: u32) -> Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("reading /proc/{pid}/fd"))?
+        .count())
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a process the test starts.
 ///
 /// # Errors
