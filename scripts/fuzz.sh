@@ -5,7 +5,9 @@
 #   scripts/fuzz.sh [--seconds N | --runs N] [TARGET ...]
 #
 # Targets (fuzz/fuzz_targets/): verbose_info, native_event, config_file, sidecar,
-# plugin_run_line, api_query; all of them when none is named. Each starts from seeds taken
+# plugin_run_line, api_query, and plugin_boundary (the bytes become a program of host calls
+# in the boundary-driver test plugin, built here for wasm32-wasip2); all of them when none
+# is named. Each starts from seeds taken
 # from the repository's own fixtures and examples (copied into fuzz/corpus/TARGET, which is
 # not committed), runs for N seconds (default 20: the smoke scripts/test.sh runs) or N
 # executions, and prints libFuzzer's last status line. A crash stops the script with the
@@ -17,7 +19,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT/fuzz"
 CARGO_FUZZ_VERSION=0.13.2
-ALL=(verbose_info native_event config_file sidecar plugin_run_line api_query)
+ALL=(verbose_info native_event config_file sidecar plugin_run_line api_query plugin_boundary)
 
 die() { echo "scripts/fuzz.sh: error: $*" >&2; exit 1; }
 
@@ -97,9 +99,25 @@ PY
     sidecar) cp "$ROOT"/examples/plugins/*.toml "$ROOT"/plugins/*/*.toml "$dir/" 2>/dev/null || true ;;
     plugin_run_line) split -l 1 "$ROOT/plugins/hello-team/sample.jsonl" "$dir/line-" ;;
     api_query) printf 'namespace=shop&state=running' > "$dir/filter"; printf 'state=removed' > "$dir/removed" ;;
+    # Programs (tests/plugins/boundary-driver): set-tag then pass, then err, trap, a 64 MiB
+    # allocation, 65,025 huge keys in one read; masks and a select.
+    plugin_boundary)
+      printf '\x00\x01\x00k\x01\x00v\x0f\x01' > "$dir/tag-pass"
+      printf '\x00\x01\x00k\x01\x00v\x0c\x01\x00x' > "$dir/tag-err"
+      printf '\x00\x01\x00k\x01\x00v\x0d' > "$dir/tag-trap"
+      printf '\x02\x01\x00k\x01\x00v\x0e\x40' > "$dir/label-alloc"
+      printf '\x07\xff\xff\xffa' > "$dir/huge-read"
+      printf '\x04\x01\x00*\x02\x00xx\x06\x10\x03\x00app\x0f\x00' > "$dir/mask-select-drop"
+      ;;
   esac
 }
 
+if printf '%s\n' "${targets[@]}" | grep -qx plugin_boundary; then
+  rustup target add wasm32-wasip2 >/dev/null 2>&1 || die "rustup target add wasm32-wasip2 failed"
+  env -u CARGO_TARGET_DIR cargo build -q --manifest-path "$ROOT/tests/plugins/Cargo.toml" \
+    --target wasm32-wasip2 --release --locked -p boundary-driver
+  export GANNET_FUZZ_BOUNDARY_WASM="$ROOT/tests/plugins/target/wasm32-wasip2/release/boundary_driver.wasm"
+fi
 if [ ${#targets[@]} -eq ${#ALL[@]} ]; then
   cargo +nightly fuzz build -s none
 else
