@@ -134,6 +134,122 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The HTTP/1.1 client of the `http` output and of `otlp` with `http/protobuf`.
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<axum::body::Bytes>,
+>;
+
+/// The most of a response body read.
+const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
+
+/// An HTTP client for output `output`: rustls with `tls` (the system CA bundle when unset)
+/// for `https`, plain otherwise. Reads the TLS files now.
+///
+/// # Errors
+/// [`OutputError::Tls`] naming the file that cannot be read or parsed.
+pub fn http_client(
+    output: &str,
+    https: bool,
+    tls: Option<&TlsConfig>,
+) -> Result<HttpClient, OutputError> {
+    let tls = if https {
+        tls_config(output, &tls.cloned().unwrap_or_default())?
+    } else {
+        // Plain http: an empty root store is never consulted.
+        rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(output, "tls", Path::new(""), e))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
+/// A POST that got an answer: its status, `Retry-After` (seconds) and body (at most
+/// 64 KiB; read so the connection is reused).
+pub struct Answered {
+    /// The status.
+    pub status: axum::http::StatusCode,
+    /// `Retry-After`, when given in seconds.
+    pub retry_after: Option<Duration>,
+    /// The body, truncated to 64 KiB.
+    pub body: axum::body::Bytes,
+}
+
+/// Why a POST got no answer: for the failure counter and the log.
+pub struct NoAnswer {
+    /// `timeout` or `connect`.
+    pub reason: super::metrics::FailReason,
+    /// What happened.
+    pub detail: String,
+}
+
+/// POSTs `body` to `uri` with `headers`, all within `timeout`.
+///
+/// # Errors
+/// [`NoAnswer`] when the request cannot be built, times out or cannot connect.
+pub async fn post(
+    client: &HttpClient,
+    uri: &axum::http::Uri,
+    headers: &[(axum::http::HeaderName, axum::http::HeaderValue)],
+    body: axum::body::Bytes,
+    timeout: Duration,
+) -> Result<Answered, NoAnswer> {
+    use super::metrics::FailReason;
+    use http_body_util::BodyExt as _;
+    let mut request = axum::http::Request::post(uri.clone());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let request = request
+        .body(http_body_util::Full::new(body))
+        .map_err(|e| NoAnswer {
+            reason: FailReason::connect,
+            detail: e.to_string(),
+        })?;
+    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => {
+            return Err(NoAnswer {
+                reason: FailReason::timeout,
+                detail: format!("no answer within {}s", timeout.as_secs()),
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(NoAnswer {
+                reason: FailReason::connect,
+                detail: error_chain(&e),
+            })
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BODY_BYTES);
+    let body = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => axum::body::Bytes::new(),
+    };
+    Ok(Answered {
+        status,
+        retry_after,
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,23 +3,19 @@
 //! or rustls (ring provider) with an optional CA bundle, client certificate and a token
 //! or header read from a file. Owns its config section (`type = "http"`) and its check.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::client::{
-    backoff, error_chain, file_error, tls_config, tls_error, TlsConfig, RETRY_AFTER_CAP,
+    backoff, file_error, http_client, post, tls_error, HttpClient, NoAnswer, TlsConfig,
+    RETRY_AFTER_CAP,
 };
 use super::metrics::{DropReason, FailReason, OutputMetrics};
 use super::queue::{EventQueue, OverflowPolicy};
@@ -179,11 +175,6 @@ impl HttpConfig {
     }
 }
 
-/// The most of a response body read (and discarded) so the connection can be reused.
-const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// One http output's sender: owns the client and drains the output's queue.
 pub struct HttpSender {
     name: String,
@@ -222,23 +213,7 @@ impl HttpSender {
             output: name.to_string(),
             url: config.url.clone(),
         })?;
-        let https = uri.scheme_str() == Some("https");
-        let tls = if https {
-            tls_config(name, &config.tls.clone().unwrap_or_default())?
-        } else {
-            // Plain http: an empty root store is never consulted.
-            rustls::ClientConfig::builder_with_provider(tls::provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| tls_error(name, "tls", Path::new(""), e))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = http_client(name, uri.scheme_str() == Some("https"), config.tls.as_ref())?;
 
         let mut headers = vec![(
             header::CONTENT_TYPE,
@@ -354,49 +329,15 @@ impl HttpSender {
     }
 
     async fn post(&self, body: Bytes) -> Attempt {
-        let mut request = Request::post(self.uri.clone());
-        for (k, v) in &self.headers {
-            request = request.header(k, v);
-        }
-        let request = match request.body(Full::new(body)) {
-            Ok(r) => r,
-            Err(e) => {
-                return Attempt::Retry {
-                    reason: FailReason::connect,
-                    retry_after: None,
-                    detail: e.to_string(),
-                }
-            }
-        };
         let timeout = Duration::from_secs(self.config.request_timeout_secs);
-        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Err(_) => {
-                return Attempt::Retry {
-                    reason: FailReason::timeout,
-                    retry_after: None,
-                    detail: format!("no answer within {}s", timeout.as_secs()),
-                }
-            }
-            Ok(Err(e)) => {
-                return Attempt::Retry {
-                    reason: FailReason::connect,
-                    retry_after: None,
-                    detail: error_chain(&e),
-                }
-            }
-            Ok(Ok(r)) => r,
-        };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // Read the body (bounded, with the same timeout) so the connection is reused.
-        let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BODY_BYTES);
-        let _ = tokio::time::timeout(timeout, limited.collect()).await;
-        classify(status, retry_after)
+        match post(&self.client, &self.uri, &self.headers, body, timeout).await {
+            Ok(answer) => classify(answer.status, answer.retry_after),
+            Err(NoAnswer { reason, detail }) => Attempt::Retry {
+                reason,
+                retry_after: None,
+                detail,
+            },
+        }
     }
 }
 

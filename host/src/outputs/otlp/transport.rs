@@ -10,11 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -27,14 +24,13 @@ use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
-use super::super::client::{error_chain, file_error, tls_config, tls_error, RETRY_AFTER_CAP};
+use super::super::client::{
+    file_error, http_client, post, tls_config, tls_error, HttpClient, NoAnswer, RETRY_AFTER_CAP,
+};
 use super::super::metrics::FailReason;
 use super::super::OutputError;
 use super::config::{Compression, HeaderSource, OtlpConfig, OtlpProtocol};
 use crate::tls;
-
-/// The most of a response body read.
-const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
 
 /// What one export came to.
 #[derive(Debug)]
@@ -61,8 +57,6 @@ pub enum Exported {
         detail: String,
     },
 }
-
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The configured transport, ready to export.
 pub enum Transport {
@@ -224,21 +218,7 @@ impl Transport {
                 })
             }
             OtlpProtocol::HttpProtobuf => {
-                let tls = match tls {
-                    Some(t) => t,
-                    // Plain http: an empty root store is never consulted.
-                    None => rustls::ClientConfig::builder_with_provider(tls::provider())
-                        .with_safe_default_protocol_versions()
-                        .map_err(|e| tls_error(name, "tls", std::path::Path::new(""), e))?
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                };
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                let client = Client::builder(TokioExecutor::new()).build(connector);
+                let client = http_client(name, https, config.tls.as_ref())?;
                 let gzip = config.compression == Compression::Gzip;
                 let mut list = vec![(
                     header::CONTENT_TYPE,
@@ -325,49 +305,14 @@ impl Transport {
                         }
                     };
                 }
-                let mut builder = Request::post(uri.clone());
-                for (k, v) in headers {
-                    builder = builder.header(k, v);
+                match post(client, uri, headers, Bytes::from(body), *timeout).await {
+                    Ok(answer) => classify_http(answer.status, answer.retry_after, &answer.body),
+                    Err(NoAnswer { reason, detail }) => Exported::Retry {
+                        reason,
+                        retry_after: None,
+                        detail,
+                    },
                 }
-                let req = match builder.body(Full::new(Bytes::from(body))) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Exported::Rejected {
-                            detail: format!("request: {e}"),
-                        }
-                    }
-                };
-                let response = match tokio::time::timeout(*timeout, client.request(req)).await {
-                    Err(_) => {
-                        return Exported::Retry {
-                            reason: FailReason::timeout,
-                            retry_after: None,
-                            detail: format!("no answer within {}s", timeout.as_secs()),
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        return Exported::Retry {
-                            reason: FailReason::connect,
-                            retry_after: None,
-                            detail: error_chain(&e),
-                        }
-                    }
-                    Ok(Ok(r)) => r,
-                };
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let limited =
-                    http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BODY_BYTES);
-                let body = match tokio::time::timeout(*timeout, limited.collect()).await {
-                    Ok(Ok(b)) => b.to_bytes(),
-                    _ => Bytes::new(),
-                };
-                classify_http(status, retry_after, &body)
             }
         }
     }
