@@ -2,7 +2,8 @@
 //! receiver, against the `http` output (JSON) in the same run, with the realistic record of
 //! the plugin-chain benchmark; and the bytes per event of each wire format.
 //!
-//! Each iteration builds the output, sends 2,000 events and waits until the receiver holds
+//! `encode/json` and `encode/otlp` time Gannet's side alone: one event serialized in each
+//! format. Each `output/*` iteration builds the output, sends 2,000 events and waits until the receiver holds
 //! them all (the output's own batching: 512 per export for otlp, 100 per POST for http).
 //! The receivers are the test kit's (`tests/kit/src/{otlp,json_receiver}.rs`), run in the
 //! same process. Run: `cargo bench -p gannet --bench outputs`. Results:
@@ -29,8 +30,8 @@ enum Receiver {
 impl Receiver {
     fn received(&self) -> usize {
         match self {
-            Self::Json(r) => r.events().len(),
-            Self::Otlp(r) => r.records().len(),
+            Self::Json(r) => r.count(),
+            Self::Otlp(r) => r.count(),
         }
     }
 }
@@ -82,6 +83,16 @@ fn main() {
         otlp_bytes_per_event(&record, 512)
     );
     let mut c = Criterion::default().configure_from_args();
+    // Gannet's side alone: one event encoded as the http output's JSON, and as one OTLP
+    // LogRecord (built and serialized, in an export of one).
+    let mut encode = c.benchmark_group("encode");
+    encode.bench_function("json", |b| {
+        b.iter(|| std::hint::black_box(json_bytes_per_event(&record)))
+    });
+    encode.bench_function("otlp", |b| {
+        b.iter(|| std::hint::black_box(otlp_bytes_per_event(&record, 1)))
+    });
+    encode.finish();
     let mut group = c.benchmark_group("output");
     group.sample_size(10);
     group.throughput(criterion::Throughput::Elements(EVENTS as u64));

@@ -48,6 +48,11 @@ impl JsonReceiver {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
+    /// How many events were received (without copying them).
+    pub fn count(&self) -> usize {
+        self.events.lock().map(|e| e.len()).unwrap_or_default()
+    }
+
     /// Takes the receiver down: the port refuses connections until [`Self::start`].
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {

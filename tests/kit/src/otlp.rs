@@ -231,6 +231,11 @@ impl OtlpReceiver {
             .unwrap_or_default()
     }
 
+    /// How many records were accepted (without copying them).
+    pub fn count(&self) -> usize {
+        self.shared.records.lock().map(|r| r.len()).unwrap_or_default()
+    }
+
     /// Export calls seen (accepted or not).
     pub fn exports(&self) -> usize {
         *self
