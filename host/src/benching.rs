@@ -85,5 +85,5 @@ pub fn otlp_bytes_per_event(record: &ContainerRecord, batch: usize) -> usize {
             records,
         )],
     };
-    request.encoded_len() / batch.max(1)
+    request.encode_to_vec().len() / batch.max(1)
 }

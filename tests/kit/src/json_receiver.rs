@@ -82,6 +82,7 @@ impl JsonReceiver {
         self.task = Some(tokio::spawn(crate::http_server::serve_http1(
             listener,
             stop,
+            None,
             move |req: hyper::Request<hyper::body::Incoming>| {
                 let events = Arc::clone(&events);
                 async move {

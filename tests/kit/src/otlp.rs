@@ -173,6 +173,7 @@ fn response(rejected: i64) -> ExportLogsServiceResponse {
 /// A running (or stopped) receiver.
 pub struct OtlpReceiver {
     transport: OtlpTransport,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Option<CancellationToken>,
@@ -199,7 +200,31 @@ impl OtlpReceiver {
         let addr = listener.local_addr()?;
         let mut me = Self {
             transport,
+            tls: None,
             addr,
+            shared: Arc::default(),
+            stop: None,
+            task: None,
+        };
+        me.serve(listener);
+        Ok(me)
+    }
+
+    /// Starts a receiver on a free loopback port that serves TLS with the PEM chain `cert`
+    /// and key `key` (ALPN `h2` for gRPC). Its endpoint is `https://localhost:PORT`.
+    ///
+    /// # Errors
+    /// When no port can be bound or a file cannot be used.
+    pub async fn new_tls(
+        transport: OtlpTransport,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let mut me = Self {
+            transport,
+            tls: Some(crate::http_server::tls_acceptor(cert, key)?),
+            addr: listener.local_addr()?,
             shared: Arc::default(),
             stop: None,
             task: None,
@@ -210,7 +235,10 @@ impl OtlpReceiver {
 
     /// The endpoint Gannet's `otlp` output should use.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
     }
 
     /// Queues scripted answers for the next exports.
@@ -233,7 +261,11 @@ impl OtlpReceiver {
 
     /// How many records were accepted (without copying them).
     pub fn count(&self) -> usize {
-        self.shared.records.lock().map(|r| r.len()).unwrap_or_default()
+        self.shared
+            .records
+            .lock()
+            .map(|r| r.len())
+            .unwrap_or_default()
     }
 
     /// Export calls seen (accepted or not).
@@ -289,8 +321,9 @@ impl OtlpReceiver {
         let stop = CancellationToken::new();
         self.stop = Some(stop.clone());
         let shared = Arc::clone(&self.shared);
-        self.task = Some(match self.transport {
-            OtlpTransport::Grpc => tokio::spawn(async move {
+        let tls = self.tls.clone();
+        self.task = Some(match (self.transport, tls) {
+            (OtlpTransport::Grpc, None) => tokio::spawn(async move {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 let _ = tonic::transport::Server::builder()
                     .add_service(
@@ -300,9 +333,34 @@ impl OtlpReceiver {
                     .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                     .await;
             }),
-            OtlpTransport::Http => tokio::spawn(crate::http_server::serve_http1(
+            (OtlpTransport::Grpc, Some(acceptor)) => tokio::spawn(async move {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                let accept_stop = stop.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let accepted = tokio::select! {
+                            a = listener.accept() => a,
+                            () = accept_stop.cancelled() => break,
+                        };
+                        let Ok((stream, _)) = accepted else { break };
+                        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = tx.send(Ok::<_, std::io::Error>(TlsIo(tls))).await;
+                            }
+                        });
+                    }
+                });
+                let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(LogsServiceServer::new(GrpcService(shared)))
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await;
+            }),
+            (OtlpTransport::Http, tls) => tokio::spawn(crate::http_server::serve_http1(
                 listener,
                 stop,
+                tls,
                 move |req| {
                     let shared = Arc::clone(&shared);
                     async move { http_answer(req, &shared).await }
@@ -383,4 +441,44 @@ async fn http_answer(
         .header("content-type", "application/x-protobuf")
         .body(Full::new(Bytes::from(response(rejected).encode_to_vec())))
         .unwrap_or_default()
+}
+
+/// A server-side TLS stream as tonic's incoming connection.
+struct TlsIo(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsIo {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for TlsIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

@@ -379,9 +379,79 @@ fn classify_http(status: StatusCode, retry_after: Option<Duration>, body: &[u8])
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::OtlpProtocol;
     use super::*;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
     use tonic_types::{ErrorDetails, StatusExt};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tls")
+            .join(name)
+    }
+
+    fn one_record() -> ExportLogsServiceRequest {
+        let ev = crate::record::EventRecord {
+            event: crate::record::Lifecycle::Added,
+            time: crate::record::Timestamp::now(),
+            record: crate::record::ContainerRecord {
+                id: "c1".into(),
+                ..Default::default()
+            },
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![super::super::entity::resource_logs(
+                "n",
+                vec![super::super::entity::log_record(&ev, "e1", 0)],
+            )],
+        }
+    }
+
+    /// Both transports over TLS to a receiver with the test certificate: delivered with
+    /// `tls.ca_file`; refused as a connection failure (retried) with the system CA bundle,
+    /// which does not know the test CA.
+    #[tokio::test]
+    async fn both_transports_export_over_tls_and_check_the_certificate(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        use gannet_test_kit::otlp::{OtlpReceiver, OtlpTransport};
+        for (transport, protocol) in [
+            (OtlpTransport::Grpc, OtlpProtocol::Grpc),
+            (OtlpTransport::Http, OtlpProtocol::HttpProtobuf),
+        ] {
+            let rx =
+                OtlpReceiver::new_tls(transport, &fixture("server.pem"), &fixture("server.key"))
+                    .await?;
+            let mut config = OtlpConfig::with_endpoint(&rx.endpoint(), protocol);
+            config.timeout_secs = 5;
+            config.tls = Some(crate::outputs::TlsConfig {
+                ca_file: Some(fixture("ca.pem")),
+                ..Default::default()
+            });
+            config.validate()?;
+            let trusted = Transport::build("tls", &config)?;
+            let answer = trusted.export(&one_record()).await;
+            assert!(
+                matches!(answer, Exported::Delivered { rejected: 0, .. }),
+                "{protocol:?}: {answer:?}"
+            );
+            assert_eq!(rx.count(), 1, "{protocol:?}");
+            config.tls = None;
+            let untrusted = Transport::build("tls", &config)?;
+            let answer = untrusted.export(&one_record()).await;
+            assert!(
+                matches!(
+                    answer,
+                    Exported::Retry {
+                        reason: FailReason::connect,
+                        ..
+                    }
+                ),
+                "{protocol:?}, unknown CA: {answer:?}"
+            );
+            assert_eq!(rx.count(), 1, "nothing reached the receiver without trust");
+        }
+        Ok(())
+    }
 
     #[test]
     fn grpc_codes_follow_the_otlp_retry_rules() {
