@@ -562,7 +562,8 @@ fn example_config_parses_and_validates() -> TestResult {
     let c = Config::load(&repo_file("examples/gannet.toml"))?;
     c.validate()?;
     assert!(c.outputs.contains_key("default"));
-    assert_eq!(c.outputs.len(), 3);
+    assert_eq!(c.outputs.len(), 4);
+    assert!(matches!(c.outputs.get("otel"), Some(OutputConfig::Otlp(_))));
     Ok(())
 }
 
