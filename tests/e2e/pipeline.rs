@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use gannet_test_kit::{
-    free_port, http_get, random_hex, wait_until, ContainerSpec, Containerd, Gannet,
+    free_port, get_unix, http_get, random_hex, wait_until, ContainerSpec, Containerd, Gannet,
     PluginWorkspace, PodSpec,
 };
 
@@ -95,19 +95,6 @@ impl Receiver {
             write.write_all(response.as_bytes()).await?;
         }
     }
-}
-
-/// GET over a unix socket with HTTP/1.0; the body.
-async fn get_unix(socket: &Path, path: &str) -> Result<String> {
-    let mut s = tokio::net::UnixStream::connect(socket).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await?;
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
 }
 
 /// Whether `/readyz` answers 200.

@@ -23,13 +23,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use gannet_test_kit::json_receiver::JsonReceiver;
 use gannet_test_kit::otlp::{OtlpReceiver, OtlpTransport};
 use gannet_test_kit::{
-    free_port, http_get, open_fds, vm_rss_kib, ContainerSpec, Containerd, CriContainer, CriDriver,
-    Gannet, PluginWorkspace, Pod, PodSpec,
+    free_port, get_unix, http_get, open_fds, vm_rss_kib, ContainerSpec, Containerd, CriContainer,
+    CriDriver, Gannet, PluginWorkspace, Pod, PodSpec,
 };
 
 /// Most pods alive at once.
@@ -83,18 +82,6 @@ fn parse_args() -> Result<Args> {
 /// `(VmRSS KiB, open fds)` of `pid`.
 fn footprint(pid: u32) -> Result<(i64, usize)> {
     Ok((i64::try_from(vm_rss_kib(pid)?)?, open_fds(pid)?))
-}
-
-async fn get_unix(socket: &Path, path: &str) -> Result<String> {
-    let mut s = tokio::net::UnixStream::connect(socket).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await?;
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
 }
 
 struct Agent(Child);

@@ -69,6 +69,26 @@ pub use cri::{
 pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess, BIN_ENV};
 pub use wasm::{PluginWorkspace, WASM_TARGET};
 
+/// GET `path` over the unix socket `socket` with HTTP/1.0 (the data API's socket); the
+/// body.
+///
+/// # Errors
+/// When the socket cannot be reached or the answer cannot be read.
+pub async fn get_unix(socket: &Path, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("connecting to {}", socket.display()))?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
 /// VmRSS of process `pid`, in KiB (`/proc/PID/status`).
 ///
 /// # Errors
