@@ -122,6 +122,49 @@ pub fn backoff(initial_ms: u64, max_ms: u64, attempt: u32) -> Duration {
     Duration::from_millis(jittered.max(1))
 }
 
+/// The retries of one batch: counts each failed attempt, waits the receiver's delay (up to
+/// [`RETRY_AFTER_CAP`]) or the next backoff step, and gives up when the hard stop fires.
+pub struct Retries<'a> {
+    /// The output's name.
+    pub output: &'a str,
+    /// The output metrics.
+    pub metrics: &'a super::metrics::OutputMetrics,
+    /// `retry_initial_backoff_ms`.
+    pub initial_ms: u64,
+    /// `retry_max_backoff_ms`.
+    pub max_ms: u64,
+    /// Failed attempts so far.
+    pub attempt: u32,
+}
+
+impl Retries<'_> {
+    /// Counts a failed attempt of a batch of `events` and waits before the next one; false
+    /// when `hard_stop` fired meanwhile (the batch is then counted as dropped at shutdown).
+    pub async fn wait(
+        &mut self,
+        reason: super::metrics::FailReason,
+        retry_after: Option<Duration>,
+        detail: &str,
+        events: usize,
+        hard_stop: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        self.metrics.fail(self.output, reason);
+        let delay = retry_after
+            .map(|d| d.min(RETRY_AFTER_CAP))
+            .unwrap_or_else(|| backoff(self.initial_ms, self.max_ms, self.attempt));
+        self.attempt = self.attempt.saturating_add(1);
+        tracing::warn!(message = "Output batch delivery failed; retrying.", output = %self.output, reason = ?reason, error = %detail, attempt = self.attempt, retry_in_ms = delay.as_millis() as u64);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = hard_stop.cancelled() => {
+                self.metrics.drop_events(self.output, super::metrics::DropReason::shutdown, events);
+                tracing::warn!(message = "Output batch dropped at shutdown after failed attempts.", output = %self.output, events);
+                false
+            }
+        }
+    }
+}
+
 /// An error and its sources, `: `-joined.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

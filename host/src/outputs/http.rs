@@ -14,8 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::client::{
-    backoff, file_error, http_client, post, tls_error, HttpClient, NoAnswer, TlsConfig,
-    RETRY_AFTER_CAP,
+    file_error, http_client, post, tls_error, HttpClient, NoAnswer, Retries, TlsConfig,
 };
 use super::metrics::{DropReason, FailReason, OutputMetrics};
 use super::queue::{EventQueue, OverflowPolicy};
@@ -283,7 +282,13 @@ impl HttpSender {
         }
         body.push(']');
         let body = Bytes::from(body);
-        let mut attempt: u32 = 0;
+        let mut retries = Retries {
+            output: &self.name,
+            metrics: &self.metrics,
+            initial_ms: self.config.retry_initial_backoff_ms,
+            max_ms: self.config.retry_max_backoff_ms,
+            attempt: 0,
+        };
         loop {
             match self.post(body.clone()).await {
                 Attempt::Delivered => {
@@ -303,25 +308,11 @@ impl HttpSender {
                     retry_after,
                     detail,
                 } => {
-                    self.metrics.fail(&self.name, reason);
-                    let delay = retry_after
-                        .map(|d| d.min(RETRY_AFTER_CAP))
-                        .unwrap_or_else(|| {
-                            backoff(
-                                self.config.retry_initial_backoff_ms,
-                                self.config.retry_max_backoff_ms,
-                                attempt,
-                            )
-                        });
-                    attempt = attempt.saturating_add(1);
-                    warn!(message = "Output batch delivery failed; retrying.", output = %self.name, reason = ?reason, error = %detail, attempt, retry_in_ms = delay.as_millis() as u64);
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = hard_stop.cancelled() => {
-                            self.metrics.drop_events(&self.name, DropReason::shutdown, batch.len());
-                            warn!(message = "Output batch dropped at shutdown after failed attempts.", output = %self.name, events = batch.len());
-                            return false;
-                        }
+                    if !retries
+                        .wait(reason, retry_after, &detail, batch.len(), hard_stop)
+                        .await
+                    {
+                        return false;
                     }
                 }
             }

@@ -21,7 +21,7 @@ pub use config::OtlpConfig;
 #[cfg(test)]
 pub use config::{HeaderSource, OtlpProtocol};
 
-use super::client::{backoff, RETRY_AFTER_CAP};
+use super::client::Retries;
 use super::metrics::{DropReason, OutputMetrics};
 use super::queue::EventQueue;
 use super::OutputError;
@@ -140,7 +140,13 @@ impl OtlpSender {
             resource_logs: vec![entity::resource_logs(&self.node, records)],
         };
         let n = events.len();
-        let mut attempt: u32 = 0;
+        let mut retries = Retries {
+            output: &self.name,
+            metrics: &self.metrics,
+            initial_ms: self.config.retry_initial_backoff_ms,
+            max_ms: self.config.retry_max_backoff_ms,
+            attempt: 0,
+        };
         loop {
             match self.transport.export(&request).await {
                 Exported::Delivered { rejected, message } => {
@@ -168,25 +174,11 @@ impl OtlpSender {
                     retry_after,
                     detail,
                 } => {
-                    self.metrics.fail(&self.name, reason);
-                    let delay = retry_after
-                        .map(|d| d.min(RETRY_AFTER_CAP))
-                        .unwrap_or_else(|| {
-                            backoff(
-                                self.config.retry_initial_backoff_ms,
-                                self.config.retry_max_backoff_ms,
-                                attempt,
-                            )
-                        });
-                    attempt = attempt.saturating_add(1);
-                    warn!(message = "Export failed; retrying.", output = %self.name, reason = ?reason, error = %detail, attempt, retry_in_ms = delay.as_millis() as u64);
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = hard_stop.cancelled() => {
-                            self.metrics.drop_events(&self.name, DropReason::shutdown, n);
-                            warn!(message = "Export dropped at shutdown after failed attempts.", output = %self.name, events = n);
-                            return false;
-                        }
+                    if !retries
+                        .wait(reason, retry_after, &detail, n, hard_stop)
+                        .await
+                    {
+                        return false;
                     }
                 }
             }

@@ -20,7 +20,6 @@ use prost::Message as _;
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 use tonic::codec::CompressionEncoding;
-use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
@@ -65,10 +64,7 @@ pub enum Transport {
         /// The client (lazily connected; cheap to clone).
         client: LogsServiceClient<Channel>,
         /// Headers as gRPC metadata.
-        metadata: Vec<(
-            MetadataKey<tonic::metadata::Ascii>,
-            MetadataValue<tonic::metadata::Ascii>,
-        )>,
+        metadata: tonic::metadata::MetadataMap,
         /// Per-export deadline.
         timeout: Duration,
     },
@@ -87,8 +83,12 @@ pub enum Transport {
     },
 }
 
-/// Reads the configured headers (files now, so a bad one stops the start).
-fn header_values(name: &str, config: &OtlpConfig) -> Result<Vec<(String, String)>, OutputError> {
+/// The configured headers, as header names and values (files are read now, so a bad one
+/// stops the start).
+fn header_values(
+    name: &str,
+    config: &OtlpConfig,
+) -> Result<Vec<(HeaderName, HeaderValue)>, OutputError> {
     let mut out = Vec::new();
     for (key, source) in &config.headers {
         let field = format!("headers.{key}");
@@ -98,7 +98,11 @@ fn header_values(name: &str, config: &OtlpConfig) -> Result<Vec<(String, String)
                 tls::read_secret(&field, file).map_err(file_error(name))?
             }
         };
-        out.push((key.to_ascii_lowercase(), value));
+        let invalid = |what: &str| tls_error(name, &field, std::path::Path::new(""), what);
+        let k = HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes())
+            .map_err(|_| invalid("not a valid header name"))?;
+        let v = HeaderValue::from_str(&value).map_err(|_| invalid("not a valid header value"))?;
+        out.push((k, v));
     }
     Ok(out)
 }
@@ -196,21 +200,8 @@ impl Transport {
                         .send_compressed(CompressionEncoding::Gzip)
                         .accept_compressed(CompressionEncoding::Gzip);
                 }
-                let mut metadata = Vec::new();
-                for (key, value) in headers {
-                    let field = format!("headers.{key}");
-                    let k = MetadataKey::from_bytes(key.as_bytes())
-                        .map_err(|e| tls_error(name, &field, std::path::Path::new(""), e))?;
-                    let v = MetadataValue::try_from(value.as_str()).map_err(|_| {
-                        tls_error(
-                            name,
-                            &field,
-                            std::path::Path::new(""),
-                            "not a valid header value",
-                        )
-                    })?;
-                    metadata.push((k, v));
-                }
+                let metadata =
+                    tonic::metadata::MetadataMap::from_headers(headers.into_iter().collect());
                 Ok(Self::Grpc {
                     client,
                     metadata,
@@ -227,20 +218,7 @@ impl Transport {
                 if gzip {
                     list.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
                 }
-                for (key, value) in headers {
-                    let field = format!("headers.{key}");
-                    let k = HeaderName::from_bytes(key.as_bytes())
-                        .map_err(|e| tls_error(name, &field, std::path::Path::new(""), e))?;
-                    let v = HeaderValue::from_str(&value).map_err(|_| {
-                        tls_error(
-                            name,
-                            &field,
-                            std::path::Path::new(""),
-                            "not a valid header value",
-                        )
-                    })?;
-                    list.push((k, v));
-                }
+                list.extend(headers);
                 Ok(Self::Http {
                     client: Box::new(client),
                     uri,
@@ -260,11 +238,12 @@ impl Transport {
                 metadata,
                 timeout,
             } => {
-                let mut req = tonic::Request::new(request.clone());
+                let mut req = tonic::Request::from_parts(
+                    metadata.clone(),
+                    tonic::Extensions::default(),
+                    request.clone(),
+                );
                 req.set_timeout(*timeout);
-                for (k, v) in metadata {
-                    req.metadata_mut().insert(k.clone(), v.clone());
-                }
                 let mut client = client.clone();
                 match tokio::time::timeout(*timeout, client.export(req)).await {
                     Err(_) => Exported::Retry {
