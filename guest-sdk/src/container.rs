@@ -7,7 +7,7 @@
 //! behaviour, for unit tests.
 
 use crate::selection::{Field, Selection};
-use crate::types::{pairs, ContainerState, Mount};
+use crate::types::{pairs, ContainerState, Mount, Owner, Port, Resources};
 
 #[cfg(target_arch = "wasm32")]
 type Inner<'a> = &'a crate::wit::gannet::plugin::container::Container;
@@ -137,6 +137,11 @@ impl<'a> Container<'a> {
         container_name -> String;
         /// True for the pod's sandbox (pause) container.
         is_sandbox -> bool;
+        /// When the pod started on this node, RFC 3339. Since `gannet:plugin@0.2.0`.
+        pod_start_time -> Option<String>;
+        /// The pod's IPs, the primary first; empty when the runtime reports none. Since
+        /// `gannet:plugin@0.2.0`.
+        pod_ips -> Vec<String>;
         /// Names of all env vars (no values).
         env_names -> Vec<String>;
         /// The whole record as JSON, in the same shape as `gannet list --json`, env values
@@ -153,6 +158,29 @@ impl<'a> Container<'a> {
     /// ```
     pub fn state(&self) -> ContainerState {
         self.handle().state().into()
+    }
+
+    /// The workload that owns the pod (inferred by the agent). Since `gannet:plugin@0.2.0`.
+    ///
+    /// ```
+    /// # use gannet_guest::testing::MockContainer;
+    /// let mut mock = MockContainer::new();
+    /// mock.owner.deployment = Some("web".into());
+    /// let record = gannet_guest::Container::from(mock);
+    /// assert_eq!(record.owner().deployment.as_deref(), Some("web"));
+    /// ```
+    pub fn owner(&self) -> Owner {
+        self.handle().owner().into()
+    }
+
+    /// The container's CPU and memory requests and limits. Since `gannet:plugin@0.2.0`.
+    pub fn resources(&self) -> Resources {
+        self.handle().resources().into()
+    }
+
+    /// The ports the container declares. Since `gannet:plugin@0.2.0`.
+    pub fn ports(&self) -> Vec<Port> {
+        self.handle().ports().into_iter().map(Port::from).collect()
     }
 
     /// Any number of values in one call into the host: the cheapest way to read several

@@ -5,7 +5,7 @@
 //! env vars), drop it, or route it to named outputs. This crate owns the typed API a
 //! plugin author uses ([`Container`], [`Lifecycle`], [`Verdict`], [`log`], [`node_name`])
 //! and the [`plugin`] attribute that exports a function as the plugin. It hands everything
-//! else to the host through the `gannet:plugin@0.1.0` WIT contract.
+//! else to the host through the `gannet:plugin@0.2.0` WIT contract (`wit/plugin.wit`).
 //!
 //! ```
 //! use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
@@ -52,14 +52,14 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-/// The wit-bindgen output for `gannet:plugin@0.1.0`. Not part of the API: use the typed
+/// The wit-bindgen output for `gannet:plugin@0.2.0` (`wit/plugin.wit`). Not part of the API: use the typed
 /// wrappers at the crate root.
 #[allow(unsafe_code, missing_docs, clippy::all)]
 #[doc(hidden)]
 pub mod wit {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../wit",
+        path: "../wit/plugin.wit",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "gannet_guest::wit",
@@ -70,7 +70,7 @@ pub use container::Container;
 pub use error::{Error, Result};
 pub use host::{log, node_name};
 pub use selection::{Field, Selection};
-pub use types::{ContainerState, Level, Lifecycle, Mount, Verdict};
+pub use types::{ContainerState, Level, Lifecycle, Mount, Owner, Port, Resources, Verdict};
 
 /// Exports a function as the plugin's `process`, with typed config checked once in `init`.
 ///

@@ -28,12 +28,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use gannet_record::{
-    ContainerRecord, ContainerState as RecordState, Field, GlobSet, K8sInfo, Timestamp,
+    ContainerPort, ContainerRecord, ContainerState as RecordState, Field, GlobSet, K8sInfo,
+    Timestamp,
 };
 use serde::de::IntoDeserializer;
 use serde::Deserialize;
 
-use crate::types::{ContainerState, Level, Mount};
+use crate::types::{ContainerState, Level, Mount, Owner, Port, Resources};
 use crate::wit::gannet::plugin::types as wit;
 
 thread_local! {
@@ -135,6 +136,16 @@ pub struct MockContainer {
     pub pod_annotations: BTreeMap<String, String>,
     /// True for the pod's sandbox (pause) container.
     pub is_sandbox: bool,
+    /// The pod's IPs, the primary first.
+    pub pod_ips: Vec<String>,
+    /// When the pod started, RFC 3339 (read back as the host writes it).
+    pub pod_start_time: Option<String>,
+    /// The workload that owns the pod.
+    pub owner: Owner,
+    /// CPU and memory requests and limits.
+    pub resources: Resources,
+    /// Declared ports.
+    pub ports: Vec<Port>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -215,6 +226,11 @@ impl MockContainer {
             pod_labels: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
             is_sandbox: false,
+            pod_ips: Vec::new(),
+            pod_start_time: None,
+            owner: Owner::default(),
+            resources: Resources::default(),
+            ports: Vec::new(),
             tags: BTreeMap::new(),
         }
     }
@@ -287,6 +303,31 @@ impl MockContainer {
             pod_labels: k8s.pod_labels,
             pod_annotations: k8s.pod_annotations,
             is_sandbox: k8s.is_sandbox,
+            pod_ips: k8s.pod_ips,
+            pod_start_time: k8s.pod_start_time,
+            owner: Owner {
+                replicaset: k8s.owner.replicaset,
+                deployment: k8s.owner.deployment,
+                statefulset: k8s.owner.statefulset,
+                daemonset: k8s.owner.daemonset,
+                job: k8s.owner.job,
+                cronjob: k8s.owner.cronjob,
+            },
+            resources: Resources {
+                cpu_request_millis: r.resources.cpu_request_millis,
+                cpu_limit_millis: r.resources.cpu_limit_millis,
+                memory_request_bytes: r.resources.memory_request_bytes,
+                memory_limit_bytes: r.resources.memory_limit_bytes,
+            },
+            ports: r
+                .ports
+                .into_iter()
+                .map(|p| Port {
+                    name: p.name,
+                    container_port: p.container_port,
+                    protocol: p.protocol,
+                })
+                .collect(),
             tags: r.tags,
         })
     }
@@ -415,12 +456,35 @@ impl MockContainer {
                 pod_labels: self.pod_labels.clone(),
                 pod_annotations: self.pod_annotations.clone(),
                 is_sandbox: self.is_sandbox,
-                // Not in the gannet:plugin@0.1.0 WIT: a plugin cannot read them.
+                pod_ips: self.pod_ips.clone(),
+                pod_start_time: timestamp(&self.pod_start_time),
+                owner: gannet_record::Owner {
+                    replicaset: self.owner.replicaset.clone(),
+                    deployment: self.owner.deployment.clone(),
+                    statefulset: self.owner.statefulset.clone(),
+                    daemonset: self.owner.daemonset.clone(),
+                    job: self.owner.job.clone(),
+                    cronjob: self.owner.cronjob.clone(),
+                },
+                // Not in the WIT: a plugin reads it with `node_name()`.
                 ..K8sInfo::default()
             },
+            resources: gannet_record::Resources {
+                cpu_request_millis: self.resources.cpu_request_millis,
+                cpu_limit_millis: self.resources.cpu_limit_millis,
+                memory_request_bytes: self.resources.memory_request_bytes,
+                memory_limit_bytes: self.resources.memory_limit_bytes,
+            },
+            ports: self
+                .ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: p.name.clone(),
+                    container_port: p.container_port,
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
             tags: self.tags.clone(),
-            // Not in the gannet:plugin@0.1.0 WIT.
-            ..gannet_record::ContainerRecord::default()
         }
     }
 }
@@ -650,6 +714,46 @@ impl MockHandle {
     }
 }
 
+impl MockHandle {
+    pub(crate) fn pod_start_time(&self) -> Option<String> {
+        self.record.k8s.pod_start_time.map(|t| t.to_string())
+    }
+    pub(crate) fn pod_ips(&self) -> Vec<String> {
+        self.record.k8s.pod_ips.clone()
+    }
+    pub(crate) fn owner(&self) -> wit::Owner {
+        let o = &self.record.k8s.owner;
+        wit::Owner {
+            replicaset: o.replicaset.clone(),
+            deployment: o.deployment.clone(),
+            statefulset: o.statefulset.clone(),
+            daemonset: o.daemonset.clone(),
+            job: o.job.clone(),
+            cronjob: o.cronjob.clone(),
+        }
+    }
+    pub(crate) fn resources(&self) -> wit::Resources {
+        let r = &self.record.resources;
+        wit::Resources {
+            cpu_request_millis: r.cpu_request_millis,
+            cpu_limit_millis: r.cpu_limit_millis,
+            memory_request_bytes: r.memory_request_bytes,
+            memory_limit_bytes: r.memory_limit_bytes,
+        }
+    }
+    pub(crate) fn ports(&self) -> Vec<wit::Port> {
+        self.record
+            .ports
+            .iter()
+            .map(|p| wit::Port {
+                name: p.name.clone(),
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Plain-field accessors of the WIT resource that hand a string field on as it is.
 macro_rules! field_accessors {
     ($($name:ident -> $ty:ty = $($path:ident).+;)*) => {
@@ -792,6 +896,8 @@ struct RecordJson {
     upper_dir: Option<String>,
     rootfs_dir: Option<String>,
     k8s: Option<K8sJson>,
+    resources: gannet_record::Resources,
+    ports: Vec<ContainerPort>,
     tags: BTreeMap<String, String>,
 }
 
@@ -805,6 +911,9 @@ struct K8sJson {
     pod_labels: BTreeMap<String, String>,
     pod_annotations: BTreeMap<String, String>,
     is_sandbox: bool,
+    pod_ips: Vec<String>,
+    pod_start_time: Option<String>,
+    owner: gannet_record::Owner,
 }
 
 #[derive(Deserialize, Default)]
@@ -925,6 +1034,18 @@ mod tests {
             wit::Field::PodAnnotation(keyed("k")),
             wit::Field::Env(keyed("k")),
             wit::Field::Tag(keyed("k")),
+            wit::Field::PodIp,
+            wit::Field::PodStartTime,
+            wit::Field::ReplicasetName,
+            wit::Field::DeploymentName,
+            wit::Field::StatefulsetName,
+            wit::Field::DaemonsetName,
+            wit::Field::JobName,
+            wit::Field::CronjobName,
+            wit::Field::CpuRequestMillis,
+            wit::Field::CpuLimitMillis,
+            wit::Field::MemoryRequestBytes,
+            wit::Field::MemoryLimitBytes,
         ];
         let names: Vec<String> = all.iter().map(case_name).collect();
         assert_eq!(
@@ -956,6 +1077,20 @@ mod tests {
         mock.reason = Some("OOMKilled".into());
         mock.finished = Some("2026-01-01T00:00:02Z".into());
         mock.cgroup_path = Some("/cg".into());
+        mock.pod_ips = vec!["10.0.0.9".into(), "fd00::9".into()];
+        mock.pod_start_time = Some("2026-01-01T00:00:00Z".into());
+        mock.owner.replicaset = Some("web-5d8f".into());
+        mock.owner.deployment = Some("web".into());
+        mock.owner.statefulset = Some("db".into());
+        mock.owner.daemonset = Some("agent".into());
+        mock.owner.job = Some("report-29".into());
+        mock.owner.cronjob = Some("report".into());
+        mock.resources = Resources {
+            cpu_request_millis: Some(250),
+            cpu_limit_millis: Some(500),
+            memory_request_bytes: Some(1 << 20),
+            memory_limit_bytes: Some(1 << 21),
+        };
         for mock in [mock, MockContainer::new()] {
             let r = Container::from(mock);
             let text = |s: String| Some(s);
@@ -994,6 +1129,30 @@ mod tests {
                 ("pod-annotation", r.pod_annotation("k")),
                 ("env", r.env("k")),
                 ("tag", r.tag("k")),
+                ("pod-ip", r.pod_ips().first().cloned()),
+                ("pod-start-time", r.pod_start_time()),
+                ("replicaset-name", r.owner().replicaset),
+                ("deployment-name", r.owner().deployment),
+                ("statefulset-name", r.owner().statefulset),
+                ("daemonset-name", r.owner().daemonset),
+                ("job-name", r.owner().job),
+                ("cronjob-name", r.owner().cronjob),
+                (
+                    "cpu-request-millis",
+                    r.resources().cpu_request_millis.map(|n| n.to_string()),
+                ),
+                (
+                    "cpu-limit-millis",
+                    r.resources().cpu_limit_millis.map(|n| n.to_string()),
+                ),
+                (
+                    "memory-request-bytes",
+                    r.resources().memory_request_bytes.map(|n| n.to_string()),
+                ),
+                (
+                    "memory-limit-bytes",
+                    r.resources().memory_limit_bytes.map(|n| n.to_string()),
+                ),
             ];
             let names: Vec<&str> = one_value.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, Field::NAMES, "one accessor per field");

@@ -180,6 +180,98 @@ impl From<wit::Mount> for Mount {
     }
 }
 
+/// The workload that owns the pod, inferred by the agent from the pod's labels and name;
+/// each field is `None` when no rule matched. Since `gannet:plugin@0.2.0`.
+///
+/// ```
+/// let owner = gannet_guest::Owner { deployment: Some("web".into()), ..Default::default() };
+/// assert_eq!(owner.deployment.as_deref(), Some("web"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// ReplicaSet name.
+    pub replicaset: Option<String>,
+    /// Deployment name.
+    pub deployment: Option<String>,
+    /// StatefulSet name.
+    pub statefulset: Option<String>,
+    /// DaemonSet name.
+    pub daemonset: Option<String>,
+    /// Job name.
+    pub job: Option<String>,
+    /// CronJob name.
+    pub cronjob: Option<String>,
+}
+
+impl From<wit::Owner> for Owner {
+    fn from(o: wit::Owner) -> Self {
+        Self {
+            replicaset: o.replicaset,
+            deployment: o.deployment,
+            statefulset: o.statefulset,
+            daemonset: o.daemonset,
+            job: o.job,
+            cronjob: o.cronjob,
+        }
+    }
+}
+
+/// The container's CPU and memory requests and limits, as the runtime was given them.
+/// Since `gannet:plugin@0.2.0`.
+///
+/// ```
+/// let r = gannet_guest::Resources { cpu_limit_millis: Some(500), ..Default::default() };
+/// assert_eq!(r.cpu_limit_millis, Some(500));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Resources {
+    /// CPU request in millicores.
+    pub cpu_request_millis: Option<u64>,
+    /// CPU limit in millicores.
+    pub cpu_limit_millis: Option<u64>,
+    /// Memory request in bytes (only when the runtime is given one).
+    pub memory_request_bytes: Option<u64>,
+    /// Memory limit in bytes.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+impl From<wit::Resources> for Resources {
+    fn from(r: wit::Resources) -> Self {
+        Self {
+            cpu_request_millis: r.cpu_request_millis,
+            cpu_limit_millis: r.cpu_limit_millis,
+            memory_request_bytes: r.memory_request_bytes,
+            memory_limit_bytes: r.memory_limit_bytes,
+        }
+    }
+}
+
+/// One port the container declares. Since `gannet:plugin@0.2.0`.
+///
+/// ```
+/// let p = gannet_guest::Port { name: Some("http".into()), container_port: 8080, protocol: "TCP".into() };
+/// assert_eq!(p.container_port, 8080);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Port {
+    /// The port's name, when it has one.
+    pub name: Option<String>,
+    /// The port number in the container.
+    pub container_port: u16,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+}
+
+impl From<wit::Port> for Port {
+    fn from(p: wit::Port) -> Self {
+        Self {
+            name: p.name,
+            container_port: p.container_port,
+            protocol: p.protocol,
+        }
+    }
+}
+
 /// Severity of a line sent to the agent's log with [`log`](crate::log).
 ///
 /// ```

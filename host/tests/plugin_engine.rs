@@ -92,6 +92,9 @@ fn tagger_reads_and_edits_through_the_resource() -> TestResult {
     let mut runner = ChainRunner::new();
     let mut input = record();
     input.labels.insert("route".into(), "audit".into());
+    input.k8s.pod_ips = vec!["10.1.0.4".into(), "fd00::4".into()];
+    input.k8s.owner.deployment = Some("web".into());
+    input.resources.cpu_limit_millis = Some(250);
     let outcome = runner.run(&chain, Lifecycle::Updated, input);
     let Outcome::Passed {
         record,
@@ -130,6 +133,11 @@ fn tagger_reads_and_edits_through_the_resource() -> TestResult {
         record.tags.get("selected").map(String::as_str),
         Some("prod,***,second,-,c0ffee,false,web"),
         "select reads fields and map keys in order, with this call's own edits"
+    );
+    assert_eq!(
+        record.tags.get("since-0.2").map(String::as_str),
+        Some("10.1.0.4 fd00::4|web|250"),
+        "the accessors gannet:plugin@0.2.0 added"
     );
     Ok(())
 }
@@ -328,14 +336,62 @@ fn wrong_world_is_refused_at_load() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let err = load_err(tmp.path(), "wrong-world", None)?;
     assert!(
-        err.contains("wrong-world.wasm\": does not match world gannet:plugin/plugin@0.1.0"),
+        err.contains("wrong-world.wasm\": does not match world gannet:plugin/plugin@0.2.0"),
         "{err}"
     );
     assert!(
-        err.contains("rebuild it against gannet:plugin@0.1.0"),
+        err.contains("exports no `gannet:plugin/handler` interface"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rebuild it against gannet:plugin@0.2.0"),
         "{err}"
     );
     assert!(!err.contains('\n'), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_plugin_built_against_wit_0_1_0_keeps_working_beside_a_0_2_0_one() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let old = load(tmp.path(), "wit-0-1-plugin", None)?;
+    assert_eq!(old.info().wit_version, "0.1.0");
+    let new = load(tmp.path(), "tagger", None)?;
+    assert_eq!(new.info().wit_version, gannet::plugins::WIT_VERSION);
+    let chain = chain(vec![old, new]);
+    let mut runner = ChainRunner::new();
+    let mut input = record();
+    input.k8s.namespace = "shop".into();
+    input
+        .k8s
+        .pod_labels
+        .insert("team".into(), "storefront".into());
+    let Outcome::Passed {
+        record,
+        destinations,
+    } = runner.run(&chain, Lifecycle::Added, input)
+    else {
+        return Err("the chain of a 0.1.0 and a 0.2.0 plugin did not pass the record".into());
+    };
+    assert_eq!(record.tags.get("wit").map(String::as_str), Some("0.1.0"));
+    assert_eq!(record.tags.get("ns").map(String::as_str), Some("shop"));
+    assert_eq!(
+        record.tags.get("team").map(String::as_str),
+        Some("storefront")
+    );
+    assert_eq!(destinations, Some(vec!["v01".to_string()]));
+    Ok(())
+}
+
+#[test]
+fn a_plugin_of_an_unserved_wit_version_is_refused_naming_both() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let err = load_err(tmp.path(), "future-version", None)?;
+    assert!(
+        err.contains("built against gannet:plugin@9.0.0, which this agent does not serve"),
+        "{err}"
+    );
+    assert!(err.contains("it serves 0.1.0, 0.2.0"), "{err}");
     Ok(())
 }
 
@@ -588,9 +644,9 @@ fn cli_check_prints_contract_and_refuses_bad_plugins() -> TestResult {
     let out = gannet().args(["plugin", "check"]).arg(&good).output()?;
     let stdout = String::from_utf8(out.stdout)?;
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("wit: gannet:plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("wit: gannet:plugin@0.2.0"), "{stdout}");
     assert!(
-        stdout.contains("  gannet:plugin/handler@0.1.0.process"),
+        stdout.contains("  gannet:plugin/handler@0.2.0.process"),
         "{stdout}"
     );
     assert!(stdout.contains("  wasi:cli/stderr@0.2"), "{stdout}");
@@ -680,7 +736,10 @@ fn regression_invalid_utf8_line_is_reported_and_the_run_goes_on() -> TestResult 
 fn cli_version_names_wit_and_wasmtime() -> TestResult {
     let out = gannet().arg("version").output()?;
     let stdout = String::from_utf8(out.stdout)?;
-    assert!(stdout.contains("wit gannet:plugin@0.1.0\n"), "{stdout}");
+    assert!(
+        stdout.contains("wit gannet:plugin@0.2.0 (serves 0.1.0, 0.2.0)\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("wasmtime 48.0.8\n"), "{stdout}");
     Ok(())
 }

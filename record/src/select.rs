@@ -25,7 +25,8 @@ pub struct AnswerTooLarge {
 }
 
 /// Defines [`Field`], its table of WIT names and [`from_wit_field!`](crate::from_wit_field)
-/// from one list: the record's own fields, then (after `;`) the keyed ones, each with its
+/// from one list: the record's own fields of `gannet:plugin@0.1.0`, then (after `;`) its
+/// keyed ones, then (after `; since 0.2.0:`) the fields that version added, each with its
 /// WIT case name. `$d` is a `$`, so the generated macro can have metavariables.
 macro_rules! fields {
     (
@@ -35,24 +36,33 @@ macro_rules! fields {
             $( $(#[$plain_doc:meta])* $plain:ident = $plain_name:literal, )*
             ;
             $( $(#[$keyed_doc:meta])* $keyed:ident(String) = $keyed_name:literal, )*
+            ; since 0.2.0:
+            $( $(#[$new_doc:meta])* $new:ident = $new_name:literal, )*
         }
     ) => {
         $(#[$meta])*
         pub enum Field {
             $( $(#[$plain_doc])* $plain, )*
             $( $(#[$keyed_doc])* $keyed(String), )*
+            $( $(#[$new_doc])* $new, )*
         }
 
         impl Field {
-            /// The WIT case name of every field, in the order of the WIT `field` variant:
-            /// the record's own fields, then the keyed ones.
-            pub const NAMES: &'static [&'static str] = &[$($plain_name,)* $($keyed_name,)*];
+            /// The WIT case name of every field, in the order of the WIT `field` variant
+            /// of the current version: the record's own fields, the keyed ones, then the
+            /// fields added since 0.1.0.
+            pub const NAMES: &'static [&'static str] =
+                &[$($plain_name,)* $($keyed_name,)* $($new_name,)*];
+
+            /// The WIT case names of `gannet:plugin@0.1.0`'s `field` variant, in order.
+            pub const NAMES_0_1: &'static [&'static str] = &[$($plain_name,)* $($keyed_name,)*];
 
             /// The WIT case name of this field (`pod-label` for `Field::PodLabel(_)`).
             pub fn name(&self) -> &'static str {
                 match self {
                     $( Self::$plain => $plain_name, )*
                     $( Self::$keyed(_) => $keyed_name, )*
+                    $( Self::$new => $new_name, )*
                 }
             }
 
@@ -62,6 +72,7 @@ macro_rules! fields {
                 match name {
                     $( $plain_name => Some(Self::$plain), )*
                     $( $keyed_name => Some(Self::$keyed(key.to_string())), )*
+                    $( $new_name => Some(Self::$new), )*
                     _ => None,
                 }
             }
@@ -70,6 +81,7 @@ macro_rules! fields {
             pub fn key(&self) -> Option<&str> {
                 match self {
                     $( Self::$plain => None, )*
+                    $( Self::$new => None, )*
                     $( Self::$keyed(key) => Some(key), )*
                 }
             }
@@ -77,11 +89,24 @@ macro_rules! fields {
 
         /// `impl From<W> for gannet_record::Field`, for the WIT `field` variant `W` that a
         /// WIT binding generator made (the host's and the guest SDK's each make their own
-        /// type). A case missing on either side fails to compile.
+        /// type): of the current version, or with `; 0.1.0` of `gannet:plugin@0.1.0`. A
+        /// case missing on either side fails to compile.
         #[doc(hidden)]
         #[macro_export]
         macro_rules! from_wit_field {
             ($d($d wit:ident)::+) => {
+                impl ::core::convert::From<$d($d wit)::+> for $crate::Field {
+                    fn from(field: $d($d wit)::+) -> Self {
+                        use $d($d wit)::+ as Wit;
+                        match field {
+                            $( Wit::$plain => Self::$plain, )*
+                            $( Wit::$keyed(key) => Self::$keyed(key), )*
+                            $( Wit::$new => Self::$new, )*
+                        }
+                    }
+                }
+            };
+            ($d($d wit:ident)::+ ; 0.1.0) => {
                 impl ::core::convert::From<$d($d wit)::+> for $crate::Field {
                     fn from(field: $d($d wit)::+) -> Self {
                         use $d($d wit)::+ as Wit;
@@ -175,6 +200,31 @@ fields! {
         Env(String) = "env",
         /// One tag.
         Tag(String) = "tag",
+        ; since 0.2.0:
+        /// The pod's first IP.
+        PodIp = "pod-ip",
+        /// When the pod started on this node.
+        PodStartTime = "pod-start-time",
+        /// The ReplicaSet that owns the pod.
+        ReplicasetName = "replicaset-name",
+        /// The Deployment that owns the pod.
+        DeploymentName = "deployment-name",
+        /// The StatefulSet that owns the pod.
+        StatefulsetName = "statefulset-name",
+        /// The DaemonSet that owns the pod.
+        DaemonsetName = "daemonset-name",
+        /// The Job that owns the pod.
+        JobName = "job-name",
+        /// The CronJob that owns the pod.
+        CronjobName = "cronjob-name",
+        /// CPU request in millicores.
+        CpuRequestMillis = "cpu-request-millis",
+        /// CPU limit in millicores.
+        CpuLimitMillis = "cpu-limit-millis",
+        /// Memory request in bytes.
+        MemoryRequestBytes = "memory-request-bytes",
+        /// Memory limit in bytes.
+        MemoryLimitBytes = "memory-limit-bytes",
     }
 }
 
@@ -196,6 +246,7 @@ pub struct Selection {
 pub fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, str>> {
     let text = |s: &'r String| Some(Cow::Borrowed(s.as_str()));
     let maybe = |s: &'r Option<String>| s.as_deref().map(Cow::Borrowed);
+    let number = |n: Option<u64>| n.map(|n| Cow::Owned(n.to_string()));
     match field {
         Field::Id => text(&record.id),
         Field::Name => text(&record.name),
@@ -235,6 +286,18 @@ pub fn value<'r>(record: &'r ContainerRecord, field: &Field) -> Option<Cow<'r, s
         Field::PodAnnotation(key) => record.k8s.pod_annotations.get(key).and_then(text),
         Field::Env(name) => record.env.get(name).and_then(text),
         Field::Tag(key) => record.tags.get(key).and_then(text),
+        Field::PodIp => record.k8s.pod_ips.first().and_then(text),
+        Field::PodStartTime => record.k8s.pod_start_time.map(|t| Cow::Owned(t.to_string())),
+        Field::ReplicasetName => maybe(&record.k8s.owner.replicaset),
+        Field::DeploymentName => maybe(&record.k8s.owner.deployment),
+        Field::StatefulsetName => maybe(&record.k8s.owner.statefulset),
+        Field::DaemonsetName => maybe(&record.k8s.owner.daemonset),
+        Field::JobName => maybe(&record.k8s.owner.job),
+        Field::CronjobName => maybe(&record.k8s.owner.cronjob),
+        Field::CpuRequestMillis => number(record.resources.cpu_request_millis),
+        Field::CpuLimitMillis => number(record.resources.cpu_limit_millis),
+        Field::MemoryRequestBytes => number(record.resources.memory_request_bytes),
+        Field::MemoryLimitBytes => number(record.resources.memory_limit_bytes),
     }
 }
 
@@ -354,6 +417,29 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_added_in_0_2_read_pod_owner_and_resources() -> Result<(), AnswerTooLarge> {
+        let mut r = ContainerRecord::default();
+        r.k8s.pod_ips = vec!["10.1.0.7".into(), "fd00::7".into()];
+        r.k8s.owner.deployment = Some("web".into());
+        r.resources.cpu_limit_millis = Some(500);
+        let fields = [
+            Field::PodIp,
+            Field::DeploymentName,
+            Field::StatefulsetName,
+            Field::CpuLimitMillis,
+            Field::MemoryLimitBytes,
+            Field::PodStartTime,
+        ];
+        let s = select(&r, &fields, usize::MAX)?;
+        let got: Vec<Option<&str>> = (0..fields.len()).map(|i| at(&s, i)).collect();
+        assert_eq!(
+            got,
+            vec![Some("10.1.0.7"), Some("web"), None, Some("500"), None, None]
+        );
+        Ok(())
+    }
+
+    #[test]
     fn an_empty_request_gets_an_empty_answer() -> Result<(), AnswerTooLarge> {
         let s = select(&ContainerRecord::default(), &[], usize::MAX)?;
         assert!(s.text.is_empty() && s.spans.is_empty());
@@ -368,6 +454,13 @@ mod tests {
             cases,
             Field::NAMES,
             "wit/plugin.wit `variant field` vs Field"
+        );
+        let wit = include_str!("../../wit/0.1.0/plugin.wit");
+        let cases = crate::wit_names::cases(wit, "variant field");
+        assert_eq!(
+            cases,
+            Field::NAMES_0_1,
+            "wit/0.1.0/plugin.wit `variant field` vs Field"
         );
     }
 

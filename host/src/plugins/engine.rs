@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::cache::{ArtifactCache, CacheError};
 use super::epoch::{Busy, EpochTicker};
 use super::host_state::HostState;
-use super::wit::Plugin;
+use super::served;
 
 pub use super::epoch::EPOCH_TICK;
 
@@ -73,7 +73,7 @@ pub enum EngineError {
     },
     /// Cranelift refused the component.
     #[error(
-        "plugin {path:?}: does not compile: {message}; rebuild it against gannet:plugin@0.1.0"
+        "plugin {path:?}: does not compile: {message}; rebuild it against gannet:plugin@0.2.0 (wit/plugin.wit)"
     )]
     Compile {
         /// The file.
@@ -140,8 +140,7 @@ impl PluginEngine {
         let engine = Engine::new(&config).map_err(setup)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(setup)?;
+        served::add_to_linker(&mut linker).map_err(setup)?;
         let engine_key = engine_key(&engine);
         let cache = match &options.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir, engine_key)?),

@@ -11,8 +11,8 @@ use wasmtime::{Store, Trap};
 
 use super::engine::{one_line, EPOCH_TICK};
 use super::host_state::HostState;
-use super::wit::gannet::plugin::types;
-use super::wit::{ContainerHandle, Plugin};
+use super::served::{Bindings, Verdict};
+use super::wit::ContainerHandle;
 use crate::record::{ContainerRecord, Lifecycle};
 
 /// How a `process` call went.
@@ -104,18 +104,10 @@ pub fn init_deadline_ticks(call_deadline: Duration) -> u64 {
     deadline_ticks(init_deadline(call_deadline))
 }
 
-fn to_wit_lifecycle(event: Lifecycle) -> types::Lifecycle {
-    match event {
-        Lifecycle::Added => types::Lifecycle::Added,
-        Lifecycle::Updated => types::Lifecycle::Updated,
-        Lifecycle::Removed => types::Lifecycle::Removed,
-    }
-}
-
 /// A live instance of one plugin.
 pub struct PluginInstance {
     store: Store<HostState>,
-    bindings: Plugin,
+    bindings: Bindings,
     handle: Resource<ContainerHandle>,
     deadline_ticks: Option<u64>,
 }
@@ -127,7 +119,7 @@ impl PluginInstance {
     /// [`InitFailure`] when `init` returns `err`, traps or times out.
     pub fn start(
         mut store: Store<HostState>,
-        bindings: Plugin,
+        bindings: Bindings,
         limits: InstanceLimits,
         config_json: &str,
     ) -> Result<Self, InitFailure> {
@@ -138,10 +130,7 @@ impl PluginInstance {
         if let Some(deadline) = limits.call_deadline {
             store.set_epoch_deadline(init_deadline_ticks(deadline));
         }
-        match bindings
-            .gannet_plugin_handler()
-            .call_init(&mut store, config_json)
-        {
+        match bindings.call_init(&mut store, config_json) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(InitFailure::Rejected(message)),
             Err(error) => return Err(InitFailure::Trap(classify(&store, &error).to_string())),
@@ -168,18 +157,14 @@ impl PluginInstance {
             self.store.set_epoch_deadline(ticks);
         }
         let borrow = Resource::<ContainerHandle>::new_borrow(self.handle.rep());
-        let result = self.bindings.gannet_plugin_handler().call_process(
-            &mut self.store,
-            to_wit_lifecycle(event),
-            borrow,
-        );
+        let result = self.bindings.call_process(&mut self.store, event, borrow);
         let outcome = match result {
             Ok(Ok(verdict)) => {
                 self.store.data_mut().undo.commit();
                 match verdict {
-                    types::Verdict::Pass => CallOutcome::Pass,
-                    types::Verdict::Drop => CallOutcome::Drop,
-                    types::Verdict::Route(outputs) => CallOutcome::Route(outputs),
+                    Verdict::Pass => CallOutcome::Pass,
+                    Verdict::Drop => CallOutcome::Drop,
+                    Verdict::Route(outputs) => CallOutcome::Route(outputs),
                 }
             }
             Ok(Err(message)) => {

@@ -18,6 +18,7 @@ mod instance;
 mod metrics;
 mod plugin;
 mod select;
+mod served;
 mod sidecar;
 mod stage;
 mod stderr;
@@ -35,7 +36,8 @@ pub use engine::{
 pub use instance::{CallFailure, CallOutcome, InitFailure, PluginInstance};
 pub use metrics::{PluginCounters, PluginMetrics};
 pub use plugin::{summarize, ComponentSummary, LoadError, LoadedPlugin, PluginInfo, PluginState};
+pub use served::WitVersion;
 pub use sidecar::{DirGrant, FailurePolicy, Grants, Sidecar, SidecarError};
 pub use stage::{PendingOutcome, PluginStage, StageConfig, StageError};
 pub use watch::{watch, DirWatcher, WatchError, DEFAULT_DEBOUNCE};
-pub use wit::{WIT_PACKAGE, WIT_VERSION};
+pub use wit::{SERVED_VERSIONS, WIT_PACKAGE, WIT_VERSION};

@@ -20,9 +20,10 @@ use super::instance::{
     init_deadline_ticks, CallFailure, InitFailure, InstanceLimits, PluginInstance,
 };
 use super::metrics::PluginMetrics;
+use super::served::{BindingsPre, WitVersion};
 use super::sidecar::{Sidecar, SidecarError};
 use super::stderr::LogStderr;
-use super::wit::{PluginPre, WIT_PACKAGE, WIT_VERSION};
+use super::wit::{SERVED_VERSIONS, WIT_PACKAGE, WIT_VERSION};
 
 /// Why a plugin file was refused. Each message names the file, the reason and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +43,24 @@ pub enum LoadError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// It imports something the host does not offer, or lacks the `handler` exports.
-    #[error("plugin {path:?}: does not match world gannet:plugin/plugin@0.1.0: {message}; rebuild it against gannet:plugin@0.1.0")]
+    #[error("plugin {path:?}: does not match world gannet:plugin/plugin@{version}: {message}; rebuild it against gannet:plugin@{WIT_VERSION} (wit/plugin.wit)")]
     WrongWorld {
         /// The file.
         path: PathBuf,
+        /// The version its `handler` export names (the current one if it has none).
+        version: &'static str,
         /// wasmtime's reason, on one line.
         message: String,
+    },
+    /// It was built against a `gannet:plugin` version this agent does not serve.
+    #[error("plugin {path:?}: built against gannet:plugin@{wanted}, which this agent does not serve (it serves {served}); rebuild it against one of those, or run a Gannet that serves {wanted}")]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version its `handler` export names.
+        wanted: String,
+        /// The versions served, comma-separated.
+        served: String,
     },
     /// A sidecar grant cannot be given (a directory that does not exist).
     #[error(
@@ -165,7 +178,7 @@ pub struct LoadedPlugin {
     summary: ComponentSummary,
     sidecar: Sidecar,
     env_grants: Vec<(String, String)>,
-    pre: PluginPre<HostState>,
+    pre: BindingsPre,
     engine: PluginEngine,
     context: Arc<PluginContext>,
     health: Health,
@@ -229,20 +242,34 @@ impl LoadedPlugin {
         })?;
         let hash = content_hash(&bytes);
         let (component, from_cache) = engine.compile(path, &bytes, &hash)?;
+        let summary = summarize(engine, &component);
+        let version = match summary.wit_version.as_deref() {
+            Some(wanted) => {
+                WitVersion::served(wanted).ok_or_else(|| LoadError::UnknownVersion {
+                    path: path.to_path_buf(),
+                    wanted: wanted.to_string(),
+                    served: SERVED_VERSIONS.join(", "),
+                })?
+            }
+            None => {
+                return Err(LoadError::WrongWorld {
+                    path: path.to_path_buf(),
+                    version: WIT_VERSION,
+                    message: format!("it exports no `{WIT_PACKAGE}/handler` interface"),
+                })
+            }
+        };
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             path: path.to_path_buf(),
+            version: version.as_str(),
             message: one_line(&e),
         };
         let instance_pre = engine
             .linker()
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        let pre = PluginPre::new(instance_pre).map_err(wrong_world)?;
-        let summary = summarize(engine, &component);
-        let wit_version = summary
-            .wit_version
-            .clone()
-            .unwrap_or_else(|| WIT_VERSION.to_string());
+        let pre = BindingsPre::new(version, instance_pre).map_err(wrong_world)?;
+        let wit_version = version.as_str().to_string();
         let mut env_grants = Vec::new();
         for name in &sidecar.grants.env {
             // Absent vars are simply not passed; values are never logged.

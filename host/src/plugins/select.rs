@@ -1,5 +1,5 @@
-//! The host side of the `select` accessor: the generated WIT `field` and `selection` types
-//! to and from `gannet_record`'s.
+//! The host side of the `select` accessor: the generated WIT `field` types of every served
+//! version to `gannet_record`'s.
 //!
 //! Owns only the conversions. What each field reads and how the answer is packed (one
 //! string plus byte ranges) live in `gannet_record::select`, which the guest SDK's test
@@ -7,30 +7,31 @@
 
 use gannet_record::{AnswerTooLarge, Field};
 
-use super::wit::gannet::plugin::types;
+use super::wit::{v0_1, v0_2};
 use crate::record::ContainerRecord;
 
-gannet_record::from_wit_field!(types::Field);
+gannet_record::from_wit_field!(v0_1::gannet::plugin::types::Field; 0.1.0);
+gannet_record::from_wit_field!(v0_2::gannet::plugin::types::Field);
 
-/// The values of `fields` in `record`, packed: see [`gannet_record::select`]. The fields'
-/// keys move into the crate's type; nothing is copied.
+/// The values of `fields` (the `field` type of any served version) in `record`, packed:
+/// see [`gannet_record::select`]. The fields' keys move into the crate's type; nothing is
+/// copied.
 ///
 /// # Errors
 /// [`AnswerTooLarge`] when the values come to more than `max_bytes`.
-pub fn select(
+pub fn select<F: Into<Field>>(
     record: &ContainerRecord,
-    fields: Vec<types::Field>,
+    fields: Vec<F>,
     max_bytes: usize,
-) -> Result<types::Selection, AnswerTooLarge> {
-    let fields: Vec<Field> = fields.into_iter().map(Field::from).collect();
-    let gannet_record::Selection { text, spans } =
-        gannet_record::select(record, &fields, max_bytes)?;
-    Ok(types::Selection { text, spans })
+) -> Result<gannet_record::Selection, AnswerTooLarge> {
+    let fields: Vec<Field> = fields.into_iter().map(Into::into).collect();
+    gannet_record::select(record, &fields, max_bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use v0_2::gannet::plugin::types;
 
     /// The WIT case of `field`: the inverse of the `From` above, written out separately.
     fn to_wit(field: &Field) -> types::Field {
@@ -70,6 +71,18 @@ mod tests {
             Field::PodAnnotation(key) => Wit::PodAnnotation(key),
             Field::Env(name) => Wit::Env(name),
             Field::Tag(key) => Wit::Tag(key),
+            Field::PodIp => Wit::PodIp,
+            Field::PodStartTime => Wit::PodStartTime,
+            Field::ReplicasetName => Wit::ReplicasetName,
+            Field::DeploymentName => Wit::DeploymentName,
+            Field::StatefulsetName => Wit::StatefulsetName,
+            Field::DaemonsetName => Wit::DaemonsetName,
+            Field::JobName => Wit::JobName,
+            Field::CronjobName => Wit::CronjobName,
+            Field::CpuRequestMillis => Wit::CpuRequestMillis,
+            Field::CpuLimitMillis => Wit::CpuLimitMillis,
+            Field::MemoryRequestBytes => Wit::MemoryRequestBytes,
+            Field::MemoryLimitBytes => Wit::MemoryLimitBytes,
         }
     }
 

@@ -13,7 +13,6 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::host_state::PluginContext;
-use super::wit::gannet::plugin::types::Level;
 
 /// Longest line kept; the rest of a longer line is cut.
 const MAX_LINE_BYTES: usize = 4096;
@@ -47,7 +46,7 @@ impl LogStderr {
                 // A blank line (Rust's panic hook starts with one) says nothing and would
                 // spend the plugin's log budget.
                 if !line.trim().is_empty() {
-                    self.context.log_line(Level::Warn, &line);
+                    self.context.log_line(tracing::Level::WARN, &line);
                 }
             } else if pending.len() < MAX_LINE_BYTES {
                 pending.push(b);

@@ -62,6 +62,14 @@ fn process(event: Lifecycle, record: &mut Container, state: &Remembered) -> Resu
     let selection = record.select(&state.fields);
     let selected: Vec<&str> = selection.iter().map(|v| v.unwrap_or("-")).collect();
     record.set_tag("selected", &selected.join(","));
+    // What gannet:plugin@0.2.0 added: the pod's IPs, its owner and the resources.
+    let owner = record.owner().deployment.unwrap_or_else(|| "-".to_string());
+    let cpu = record
+        .resources()
+        .cpu_limit_millis
+        .map_or("-".to_string(), |m| m.to_string());
+    let ips = record.pod_ips().join(" ");
+    record.set_tag("since-0.2", &format!("{ips}|{owner}|{cpu}"));
     if record.label("drop").is_some() {
         return Ok(Verdict::Drop);
     }
