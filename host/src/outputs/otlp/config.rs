@@ -62,8 +62,10 @@ pub struct OtlpConfig {
     pub retry_max_backoff_ms: u64,
 }
 
-/// The OTLP transport.
+/// The OTLP transport. Parsed from its name with an error that names the key (inside an
+/// output's tagged table, serde's own "unknown variant" would name only the table).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub enum OtlpProtocol {
     /// OTLP/gRPC: `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
     #[default]
@@ -74,15 +76,43 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
-/// Body compression.
+impl TryFrom<String> for OtlpProtocol {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            _ => Err(format!(
+                "protocol = {name:?} is not an OTLP protocol Gannet speaks; use \"grpc\" or \"http/protobuf\""
+            )),
+        }
+    }
+}
+
+/// Body compression. Parsed from its name with an error that names the key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Compression {
     /// Uncompressed.
     #[default]
     None,
     /// gzip (`grpc-encoding: gzip`, or `Content-Encoding: gzip`).
     Gzip,
+}
+
+impl TryFrom<String> for Compression {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "none" => Ok(Self::None),
+            "gzip" => Ok(Self::Gzip),
+            _ => Err(format!(
+                "compression = {name:?} is not supported; use \"gzip\" or \"none\""
+            )),
+        }
+    }
 }
 
 /// A header value: literal, or read from a file at start.
@@ -282,7 +312,15 @@ mod tests {
         let e = check("endpoint = \"http://c:4317\"\nprotocol = \"http/json\"")
             .err()
             .unwrap_or_default();
-        assert!(e.contains("http/protobuf"), "{e}");
+        assert!(
+            e.contains("protocol = \"http/json\" is not an OTLP protocol"),
+            "{e}"
+        );
+        assert!(e.contains("\"http/protobuf\""), "{e}");
+        let e = check("endpoint = \"http://c:4317\"\ncompression = \"zstd\"")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("compression = \"zstd\" is not supported"), "{e}");
         let e = check(r#"endpoint = "http://c:4317/v1/logs""#)
             .err()
             .unwrap_or_default();
