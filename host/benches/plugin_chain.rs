@@ -378,8 +378,8 @@ fn all_cases() -> Vec<Case> {
         }
     };
     let unlimited = match PluginEngine::new(EngineOptions {
-        cache_dir: None,
         enforce_limits: false,
+        ..EngineOptions::default()
     }) {
         Ok(e) => e,
         Err(e) => {

@@ -555,6 +555,7 @@ fn cache_is_used_and_keyed_on_engine_configuration() -> TestResult {
     let options = |enforce_limits| EngineOptions {
         cache_dir: Some(cache.clone()),
         enforce_limits,
+        ..EngineOptions::default()
     };
     let first = LoadedPlugin::load(&PluginEngine::new(options(true))?, &file, "n", &metrics)?;
     assert!(!first.from_cache());
@@ -573,11 +574,104 @@ fn cache_is_used_and_keyed_on_engine_configuration() -> TestResult {
 }
 
 #[test]
+fn cli_compile_writes_the_artifact_the_agent_loads_without_compiling() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let plugins = tmp.path().join("plugins");
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&plugins)?;
+    let file = install(&plugins, "tagger", "10-tagger.wasm", None)?;
+    let out = gannet()
+        .args(["plugin", "compile"])
+        .arg(&file)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("compiled "), "{stdout}");
+    assert!(stdout.contains(".cwasm ("), "{stdout}");
+    let again = gannet()
+        .args(["plugin", "compile"])
+        .arg(&file)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()?;
+    let stdout = String::from_utf8(again.stdout)?;
+    assert!(stdout.starts_with("already cached "), "{stdout}");
+    let options = EngineOptions {
+        cache_dir: Some(cache.clone()),
+        ..EngineOptions::default()
+    };
+    let loaded = LoadedPlugin::load(
+        &PluginEngine::new(options)?,
+        &file,
+        "n",
+        &PluginMetrics::unregistered(),
+    )?;
+    assert!(
+        loaded.from_cache(),
+        "the agent compiled what plugin compile had"
+    );
+    // A file that is no component is refused naming it; the others are still compiled.
+    let bad = plugins.join("20-bad.wasm");
+    std::fs::write(&bad, "not wasm")?;
+    let noop = install(&plugins, "noop", "30-noop.wasm", None)?;
+    let out = gannet()
+        .args(["plugin", "compile"])
+        .arg(&bad)
+        .arg(&noop)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("20-bad.wasm\": not a WebAssembly file"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8(out.stdout)?.contains("compiled "));
+    Ok(())
+}
+
+#[test]
+fn cache_misses_compile_in_a_child_process_into_the_cache() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let cache = tmp.path().join("cache");
+    let file = install(tmp.path(), "tagger", "tagger.wasm", None)?;
+    let child = EngineOptions {
+        cache_dir: Some(cache.clone()),
+        compiler: Some(PathBuf::from(env!("CARGO_BIN_EXE_gannet"))),
+        ..EngineOptions::default()
+    };
+    let metrics = PluginMetrics::unregistered();
+    let first = LoadedPlugin::load(&PluginEngine::new(child.clone())?, &file, "n", &metrics)?;
+    assert!(!first.from_cache());
+    assert_eq!(
+        std::fs::read_dir(&cache)?.count(),
+        1,
+        "the child wrote the artifact"
+    );
+    // It runs like one compiled here.
+    let mut runner = ChainRunner::new();
+    let outcome = runner.run(&chain(vec![Arc::new(first)]), Lifecycle::Added, record());
+    assert!(matches!(outcome, Outcome::Passed { .. }), "{outcome:?}");
+    // A compiler that cannot run: the engine compiles in-process instead.
+    let broken = EngineOptions {
+        cache_dir: Some(tmp.path().join("cache2")),
+        compiler: Some(tmp.path().join("no-such-gannet")),
+        ..EngineOptions::default()
+    };
+    let fallback = LoadedPlugin::load(&PluginEngine::new(broken)?, &file, "n", &metrics)?;
+    assert!(!fallback.from_cache());
+    Ok(())
+}
+
+#[test]
 fn cache_inside_the_plugin_directory_is_refused() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let engine = PluginEngine::new(EngineOptions {
         cache_dir: Some(tmp.path().join("cache")),
-        enforce_limits: true,
+        ..EngineOptions::default()
     })?;
     let err = PluginSet::load_dir(engine, tmp.path(), "n", PluginMetrics::unregistered())
         .err()

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod list;
 pub(crate) mod plugin;
+mod plugin_compile;
 mod version;
 
 // `gannet run` and `gannet config`.
@@ -37,7 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Discover containers once and print them (a root-only diagnostic, like `crictl ps`).
     List(ListArgs),
-    /// Work with WebAssembly plugins: validate one, or run a chain offline over sample records.
+    /// Work with WebAssembly plugins: validate one, run a chain offline over sample records,
+    /// or compile ahead of time into the plugin cache.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Print the Gannet version, the plugin WIT version and the wasmtime version.

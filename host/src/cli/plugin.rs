@@ -1,4 +1,5 @@
-//! `gannet plugin check|run`: validate a plugin, or run a chain offline.
+//! `gannet plugin check|run|compile`: validate a plugin, run a chain offline, or compile
+//! ahead of time (`plugin_compile`).
 //!
 //! `check` loads one component the way the agent does (compile, match the world, `init`)
 //! and prints what it is. `run` streams JSON lines through a chain: each input line is a
@@ -31,6 +32,11 @@ pub enum PluginCommand {
     /// per record. A bad input line or a refused plugin is reported on stderr and the run
     /// goes on; the exit status is then non-zero.
     Run(RunArgs),
+    /// Compile plugins ahead of time into a plugin cache directory, as the agent would at
+    /// load, so the agent only loads them: do this where plugins are packaged (a Python
+    /// component takes seconds and hundreds of MB to compile). The agent runs it as a child
+    /// process for every cache miss.
+    Compile(super::plugin_compile::CompileArgs),
 }
 
 /// Arguments of `gannet plugin check`.
@@ -71,6 +77,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Check(args) => check(args),
         PluginCommand::Run(args) => run_chain(args),
+        PluginCommand::Compile(args) => super::plugin_compile::run(args),
     }
 }
 

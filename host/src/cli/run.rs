@@ -409,6 +409,9 @@ async fn start_plugins(
     };
     let options = crate::plugins::EngineOptions {
         cache_dir: config.plugins.cache_dir.clone(),
+        // With a cache, cache misses compile in a `gannet plugin compile` child, so the
+        // compiler's memory leaves with it (docs/plugin-host.md).
+        compiler: std::env::current_exe().ok(),
         ..Default::default()
     };
     let node = node.to_string();

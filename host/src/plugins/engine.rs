@@ -14,6 +14,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::cache::{ArtifactCache, CacheError};
+use super::compiler::{compile_in_child, ChildCompileError};
 use super::epoch::{Busy, EpochTicker};
 use super::host_state::HostState;
 use super::served;
@@ -28,6 +29,10 @@ pub struct EngineOptions {
     /// Per-call deadlines by epoch interruption and the per-store memory limiter. Only
     /// benchmarks turn this off, to measure what it costs.
     pub enforce_limits: bool,
+    /// A `gannet` executable that compiles cache misses in a child process
+    /// (`gannet plugin compile`), so Cranelift's memory never stays in this process; only
+    /// used with `cache_dir`, where the child writes the artifact. `None` compiles here.
+    pub compiler: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +40,7 @@ impl Default for EngineOptions {
         Self {
             cache_dir: None,
             enforce_limits: true,
+            compiler: None,
         }
     }
 }
@@ -221,19 +227,36 @@ impl PluginEngine {
     ) -> Result<(Component, bool), EngineError> {
         check_header(path, bytes)?;
         if let Some(cache) = &self.inner.cache {
-            if let Some(artifact) = cache.get(hash) {
-                #[allow(unsafe_code)]
-                // SAFETY: the artifact was written by this agent with this engine key into a
-                // directory that `ArtifactCache::open` checked is owned by our user with no
-                // group or other access, so nobody else could have planted it; wasmtime
-                // also checks the header and the engine compatibility before using it.
-                let loaded = unsafe { Component::deserialize(&self.inner.engine, &artifact) };
-                match loaded {
-                    Ok(component) => return Ok((component, true)),
+            if let Some(component) = self.load_cached(cache, path, hash) {
+                return Ok((component, true));
+            }
+            if let Some(exe) = &self.inner.options.compiler {
+                let started = std::time::Instant::now();
+                match compile_in_child(exe, cache.dir(), bytes) {
+                    Ok(()) => {
+                        if let Some(component) = self.load_cached(cache, path, hash) {
+                            tracing::info!(
+                                message = "Plugin compiled in a child process.",
+                                plugin = %path.display(),
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                            );
+                            return Ok((component, false));
+                        }
+                        tracing::warn!(
+                            message = "The compiler process left no usable artifact; compiling in-process.",
+                            plugin = %path.display(),
+                        );
+                    }
+                    Err(ChildCompileError::Refused(message)) => {
+                        return Err(EngineError::Compile {
+                            path: path.to_path_buf(),
+                            message,
+                        })
+                    }
                     Err(error) => tracing::warn!(
-                        message = "Plugin cache entry unusable; recompiling.",
+                        message = "Plugin not compiled in a child process; compiling in-process.",
                         plugin = %path.display(),
-                        error = %one_line(&error)
+                        %error,
                     ),
                 }
             }
@@ -258,6 +281,30 @@ impl PluginEngine {
             }
         }
         Ok((component, false))
+    }
+
+    /// The cached artifact for `hash` as a component; `None` when there is none or it is
+    /// unusable (logged), so the caller compiles.
+    fn load_cached(&self, cache: &ArtifactCache, path: &Path, hash: &str) -> Option<Component> {
+        let artifact = cache.get(hash)?;
+        #[allow(unsafe_code)]
+        // SAFETY: the artifact was written by this agent (or its `gannet plugin compile`
+        // child, with the same engine key) into a directory that `ArtifactCache::open`
+        // checked is owned by our user with no group or other access, so nobody else could
+        // have planted it; wasmtime also checks the header and the engine compatibility
+        // before using it.
+        let loaded = unsafe { Component::deserialize(&self.inner.engine, &artifact) };
+        match loaded {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(
+                    message = "Plugin cache entry unusable; recompiling.",
+                    plugin = %path.display(),
+                    error = %one_line(&error)
+                );
+                None
+            }
+        }
     }
 }
 
@@ -315,13 +362,10 @@ mod tests {
 
     #[test]
     fn engine_key_depends_on_configuration() -> Result<(), EngineError> {
-        let with = PluginEngine::new(EngineOptions {
-            cache_dir: None,
-            enforce_limits: true,
-        })?;
+        let with = PluginEngine::new(EngineOptions::default())?;
         let without = PluginEngine::new(EngineOptions {
-            cache_dir: None,
             enforce_limits: false,
+            ..EngineOptions::default()
         })?;
         let (with, without) = (engine_key(with.engine()), engine_key(without.engine()));
         assert_ne!(with, without);

@@ -9,6 +9,7 @@
 
 mod cache;
 mod chain;
+mod compiler;
 mod config;
 mod directory;
 mod engine;
