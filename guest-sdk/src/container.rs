@@ -185,7 +185,8 @@ impl<'a> Container<'a> {
 
     /// Any number of values in one call into the host: the cheapest way to read several
     /// fields, whatever mix of record fields and map keys they are. Build `fields` once
-    /// (in your `init` function) and pass it on every call. See [`Selection`].
+    /// (in your `init` function), as a [`FieldSet`](crate::FieldSet) (whose slots say
+    /// where each value is) or a plain list, and pass it on every call. See [`Selection`].
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
@@ -199,8 +200,8 @@ impl<'a> Container<'a> {
     /// assert_eq!(values.get(1), Some("debug"));
     /// assert_eq!(values.get(2), Some("false"));
     /// ```
-    pub fn select(&self, fields: &[Field]) -> Selection {
-        Selection::from_wit(self.handle().select(fields))
+    pub fn select(&self, fields: &(impl AsRef<[Field]> + ?Sized)) -> Selection {
+        Selection::from_wit(self.handle().select(fields.as_ref()))
     }
 
     /// One container label.

@@ -1,7 +1,8 @@
 //! The error a plugin function returns, so that `?` works on anything displayable.
 //!
-//! Owns [`Error`] and the [`Result`] alias. The glue turns an `Error` into the WIT `err`
-//! string the host logs and counts; it never panics.
+//! Owns [`Error`], the [`Result`] alias and [`Context`] (saying what failed, on any
+//! `Result` or `Option`). The glue turns an `Error` into the WIT `err` string the host logs
+//! and counts; it never panics.
 
 use std::fmt;
 
@@ -81,6 +82,57 @@ impl<E: fmt::Display> From<E> for Error {
     }
 }
 
+/// Says what was being done when something failed: `.context(..)` on any `Result` whose
+/// error is displayable, or on an `Option` (where `None` is the failure), gives a
+/// [`Result`] whose message starts with that context.
+///
+/// ```
+/// use gannet_guest::{Context, Result};
+///
+/// fn replicas(text: &str) -> Result<u32> {
+///     text.parse::<u32>().context("annotation `replicas`")
+/// }
+/// let err = replicas("three").err().map(|e| e.into_message());
+/// assert_eq!(err.as_deref(), Some("annotation `replicas`: invalid digit found in string"));
+///
+/// let team: Option<String> = None;
+/// let err = team.context("pod label `team` is missing").err().map(|e| e.into_message());
+/// assert_eq!(err.as_deref(), Some("pod label `team` is missing"));
+/// ```
+pub trait Context<T> {
+    /// The value, or an [`Error`] prefixed with `context`.
+    ///
+    /// # Errors
+    /// The original error (or `None`) with `context` in front.
+    fn context(self, context: impl fmt::Display) -> Result<T>;
+
+    /// Like [`context`](Self::context), building the text only on failure.
+    ///
+    /// # Errors
+    /// As `context`.
+    fn with_context<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::msg(e).context(context))
+    }
+
+    fn with_context<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::msg(e).context(context()))
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.ok_or_else(|| Error::msg(context))
+    }
+
+    fn with_context<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.ok_or_else(|| Error::msg(context()))
+    }
+}
+
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -105,6 +157,24 @@ mod tests {
         let a: Error = "a".into();
         let b: Error = String::from("b").into();
         assert_eq!((a.message(), b.message()), ("a", "b"));
+    }
+
+    #[test]
+    fn context_prefixes_errors_and_names_a_missing_value() {
+        let parsed: Result<u8> = "300".parse::<u8>().with_context(|| format!("field {}", 1));
+        assert_eq!(
+            parsed.err().map(Error::into_message).as_deref(),
+            Some("field 1: number too large to fit in target type")
+        );
+        assert_eq!(Some(3).context("unused").ok(), Some(3));
+        assert_eq!(
+            None::<u8>
+                .with_context(|| "no value")
+                .err()
+                .map(Error::into_message)
+                .as_deref(),
+            Some("no value")
+        );
     }
 
     #[test]

@@ -66,10 +66,34 @@ pub mod wit {
     });
 }
 
+/// The SDK's name and version, as stamped into every plugin built with it.
+pub const SDK_STAMP: &str = concat!("gannet-guest ", env!("CARGO_PKG_VERSION"));
+
+/// `SDK_STAMP` as a fixed-size array, for the custom section.
+#[cfg(target_arch = "wasm32")]
+const fn stamp_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// The custom section `gannet-sdk` of every plugin built with this SDK: the SDK's version,
+/// which `gannet plugin check` shows, so an operator can tell which SDK built a plugin.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+#[used]
+#[link_section = "gannet-sdk"]
+static SDK_STAMP_SECTION: [u8; SDK_STAMP.len()] = stamp_bytes(SDK_STAMP);
+
 pub use container::Container;
-pub use error::{Error, Result};
+pub use error::{Context, Error, Result};
 pub use host::{log, node_name};
-pub use selection::{Field, Selection};
+pub use selection::{Field, FieldSet, Selection, Slot};
 pub use types::{ContainerState, Level, Lifecycle, Mount, Owner, Port, Resources, Verdict};
 
 /// Exports a function as the plugin's `process`, with typed config checked once in `init`.

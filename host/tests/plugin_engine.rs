@@ -745,6 +745,16 @@ fn cli_check_prints_contract_and_refuses_bad_plugins() -> TestResult {
     );
     assert!(stdout.contains("  wasi:cli/stderr@0.2"), "{stdout}");
     assert!(stdout.contains("  env HOME"), "{stdout}");
+    assert!(
+        stdout.contains("sdk: gannet-guest 0."),
+        "the SDK stamps its version: {stdout}"
+    );
+    // A plugin built with wit-bindgen alone carries no stamp, and check says so.
+    let old = install(tmp.path(), "wit-0-1-plugin", "old.wasm", None)?;
+    let out = gannet().args(["plugin", "check"]).arg(&old).output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(stdout.contains("wit: gannet:plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("sdk: none stamped"), "{stdout}");
 
     let bad = install(tmp.path(), "wrong-world", "wrong.wasm", None)?;
     let out = gannet().args(["plugin", "check"]).arg(&bad).output()?;

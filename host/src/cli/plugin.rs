@@ -106,6 +106,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         "wit: {WIT_PACKAGE}@{}",
         summary.wit_version.as_deref().unwrap_or("?")
     )?;
+    match &summary.sdk {
+        Some(sdk) => writeln!(out, "sdk: {sdk}")?,
+        None => writeln!(out, "sdk: none stamped (not built with the Rust guest SDK)")?,
+    }
     writeln!(out, "exports:")?;
     for export in &summary.exports {
         writeln!(out, "  {export}")?;

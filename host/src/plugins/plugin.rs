@@ -122,6 +122,29 @@ pub struct ComponentSummary {
     pub wasi_imports: Vec<String>,
     /// Other imports.
     pub other_imports: Vec<String>,
+    /// The guest SDK that built it (`gannet-guest 0.2.0`), from its `gannet-sdk` custom
+    /// section; `None` for plugins built without the Rust SDK.
+    pub sdk: Option<String>,
+}
+
+/// The name of the custom section the guest SDK stamps its version into.
+const SDK_SECTION: &str = "gannet-sdk";
+
+/// The SDK stamp of a component: the first `gannet-sdk` custom section in it or in any
+/// module it nests, if it is short printable text.
+pub fn sdk_stamp(bytes: &[u8]) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        if section.name() != SDK_SECTION {
+            continue;
+        }
+        let text = std::str::from_utf8(section.data()).ok()?;
+        let printable = text.len() <= 64 && text.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        return printable.then(|| text.to_string());
+    }
+    None
 }
 
 /// Reads the import and export names of a compiled component.
@@ -133,6 +156,7 @@ pub fn summarize(engine: &PluginEngine, component: &Component) -> ComponentSumma
         exports: Vec::new(),
         wasi_imports: Vec::new(),
         other_imports: Vec::new(),
+        sdk: None,
     };
     for (name, ext) in ty.exports(e) {
         if let Some(version) = name.strip_prefix(&format!("{WIT_PACKAGE}/handler@")) {
@@ -242,7 +266,8 @@ impl LoadedPlugin {
         })?;
         let hash = content_hash(&bytes);
         let (component, from_cache) = engine.compile(path, &bytes, &hash)?;
-        let summary = summarize(engine, &component);
+        let mut summary = summarize(engine, &component);
+        summary.sdk = sdk_stamp(&bytes);
         let version = match summary.wit_version.as_deref() {
             Some(wanted) => {
                 WitVersion::served(wanted).ok_or_else(|| LoadError::UnknownVersion {
@@ -486,5 +511,34 @@ impl LoadedPlugin {
             },
             last_error: self.health.last_error.lock().ok().and_then(|g| g.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core module holding one custom section `name` with `data`.
+    fn module_with_section(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut body = vec![u8::try_from(name.len()).unwrap_or(0)];
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(data);
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.push(0);
+        bytes.push(u8::try_from(body.len()).unwrap_or(0));
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn the_sdk_stamp_is_read_only_when_it_is_short_text() {
+        let stamped = module_with_section(SDK_SECTION, b"gannet-guest 0.2.0");
+        assert_eq!(sdk_stamp(&stamped).as_deref(), Some("gannet-guest 0.2.0"));
+        assert_eq!(sdk_stamp(&module_with_section("other", b"x")), None);
+        assert_eq!(
+            sdk_stamp(&module_with_section(SDK_SECTION, b"\x07bell")),
+            None
+        );
+        assert_eq!(sdk_stamp(b"not wasm"), None);
     }
 }
