@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use gannet_guest::{plugin, Container, Field, Lifecycle, Result, Selection, Verdict};
+use gannet_guest::{
+    plugin, Container, Field, FieldSet, Lifecycle, Result, Selection, Slot, Verdict,
+};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -78,23 +80,22 @@ impl ValueMatch {
 /// how it matches.
 #[derive(Debug, Default)]
 pub struct Group {
-    /// (index into the selection, matcher) for includes.
-    include: Vec<(usize, ValueMatch)>,
-    /// (index into the selection, matcher) for excludes.
-    exclude: Vec<(usize, ValueMatch)>,
+    /// (slot in the selection, matcher) for includes.
+    include: Vec<(Slot, ValueMatch)>,
+    /// (slot in the selection, matcher) for excludes.
+    exclude: Vec<(Slot, ValueMatch)>,
 }
 
 impl Group {
-    /// Compiles one include/exclude pair, adding each key's field to `fields` once.
+    /// Compiles one include/exclude pair, adding each key's field to `fields` (once).
     fn build(
         name: &str,
         include: &BTreeMap<String, String>,
         exclude: &BTreeMap<String, String>,
         field: fn(String) -> Field,
-        fields: &mut Vec<Field>,
+        fields: &mut FieldSet,
     ) -> Result<Self> {
         let mut group = Self::default();
-        let mut keys: Vec<(&String, usize)> = Vec::new();
         for (map, side) in [(include, "Include"), (exclude, "Exclude")] {
             for (key, value) in map {
                 let matcher = if value.is_empty() {
@@ -108,18 +109,11 @@ impl Group {
                 } else {
                     ValueMatch::Equals(value.clone())
                 };
-                let index = match keys.iter().find(|(k, _)| *k == key) {
-                    Some((_, i)) => *i,
-                    None => {
-                        fields.push(field(key.clone()));
-                        keys.push((key, fields.len() - 1));
-                        fields.len() - 1
-                    }
-                };
+                let slot = fields.add(field(key.clone()));
                 if side == "Include" {
-                    group.include.push((index, matcher));
+                    group.include.push((slot, matcher));
                 } else {
-                    group.exclude.push((index, matcher));
+                    group.exclude.push((slot, matcher));
                 }
             }
         }
@@ -128,52 +122,47 @@ impl Group {
 
     /// True when the selected values pass this group.
     fn accepts(&self, values: &Selection) -> bool {
-        let hit = |(i, m): &(usize, ValueMatch)| values.get(*i).is_some_and(|v| m.matches(v));
+        let hit = |(slot, m): &(Slot, ValueMatch)| values.at(*slot).is_some_and(|v| m.matches(v));
         (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
     }
 }
-
-/// Where `process` finds the sandbox flag and the container name in the selection.
-const IS_SANDBOX: usize = 0;
-const CONTAINER_NAME: usize = 1;
 
 /// The compiled filter `process` runs.
 #[derive(Debug)]
 pub struct Filter {
     /// Everything `process` reads, fetched in one `select`: the sandbox flag and the
-    /// container name first, then what the name regexes and the groups need.
-    fields: Vec<Field>,
-    /// (index into the selection, regex) for the namespace, pod and container regexes.
-    names: Vec<(usize, Regex)>,
+    /// container name, then what the name regexes and the groups need.
+    fields: FieldSet,
+    /// Where the sandbox flag is in the selection.
+    is_sandbox: Slot,
+    /// Where the container name is in the selection.
+    container_name: Slot,
+    /// (slot in the selection, regex) for the namespace, pod and container regexes.
+    names: Vec<(Slot, Regex)>,
     /// The label, env and container-label groups that are configured.
     groups: Vec<Group>,
 }
 
-/// Compiles a name regex, if configured, reading `field` (added to `fields` unless it is
-/// the container name, which is always read).
+/// Compiles a name regex, if configured, reading `field` (added to `fields`, once).
 fn name_regex(
     key: &str,
     pattern: &Option<String>,
     field: Field,
-    fields: &mut Vec<Field>,
-) -> Result<Option<(usize, Regex)>> {
+    fields: &mut FieldSet,
+) -> Result<Option<(Slot, Regex)>> {
     let Some(pattern) = pattern.as_deref().filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
     let regex = Regex::new(pattern)
         .map_err(|e| gannet_guest::Error::msg(format!("config `{key}`: invalid regex: {e}")))?;
-    let index = if matches!(field, Field::ContainerName) {
-        CONTAINER_NAME
-    } else {
-        fields.push(field);
-        fields.len() - 1
-    };
-    Ok(Some((index, regex)))
+    Ok(Some((fields.add(field), regex)))
 }
 
 /// Compiles the config once per instance; a bad regex refuses the config, naming the key.
 pub fn prepare(config: Config) -> Result<Filter> {
-    let mut fields = vec![Field::IsSandbox, Field::ContainerName];
+    let mut fields = FieldSet::new();
+    let is_sandbox = fields.add(Field::IsSandbox);
+    let container_name = fields.add(Field::ContainerName);
     let names = [
         (
             "K8sNamespaceRegex",
@@ -211,6 +200,8 @@ pub fn prepare(config: Config) -> Result<Filter> {
     .collect::<Result<Vec<_>>>()?;
     Ok(Filter {
         fields,
+        is_sandbox,
+        container_name,
         names,
         groups,
     })
@@ -221,13 +212,15 @@ pub fn prepare(config: Config) -> Result<Filter> {
 #[plugin(init = prepare)]
 pub fn process(_event: Lifecycle, record: &Container, filter: &Filter) -> Result<Verdict> {
     let values = record.select(&filter.fields);
-    if values.get(IS_SANDBOX) == Some("true") || values.get(CONTAINER_NAME) == Some("POD") {
+    if values.at(filter.is_sandbox) == Some("true")
+        || values.at(filter.container_name) == Some("POD")
+    {
         return Ok(Verdict::Drop);
     }
     let matched = filter
         .names
         .iter()
-        .all(|(i, re)| re.is_match(values.get(*i).unwrap_or_default()))
+        .all(|(slot, re)| re.is_match(values.at(*slot).unwrap_or_default()))
         && filter.groups.iter().all(|g| g.accepts(&values));
     Ok(if matched {
         Verdict::Pass
