@@ -130,39 +130,27 @@ impl Bindings {
         event: Lifecycle,
         record: Resource<ContainerHandle>,
     ) -> wasmtime::Result<Result<Verdict, String>> {
+        /// One version's `process` call: the same code over that version's types.
+        macro_rules! process {
+            ($bindings:expr, $version:ident) => {{
+                use $version::gannet::plugin::types::{Lifecycle as L, Verdict as V};
+                let event = match event {
+                    Lifecycle::Added => L::Added,
+                    Lifecycle::Updated => L::Updated,
+                    Lifecycle::Removed => L::Removed,
+                };
+                let handler = $bindings.gannet_plugin_handler();
+                let result = handler.call_process(store, event, record)?;
+                Ok(result.map(|verdict| match verdict {
+                    V::Pass => Verdict::Pass,
+                    V::Drop => Verdict::Drop,
+                    V::Route(outputs) => Verdict::Route(outputs),
+                }))
+            }};
+        }
         match self {
-            Self::V0_1(b) => {
-                use v0_1::gannet::plugin::types::{Lifecycle as L, Verdict as V};
-                let event = match event {
-                    Lifecycle::Added => L::Added,
-                    Lifecycle::Updated => L::Updated,
-                    Lifecycle::Removed => L::Removed,
-                };
-                let result = b
-                    .gannet_plugin_handler()
-                    .call_process(store, event, record)?;
-                Ok(result.map(|verdict| match verdict {
-                    V::Pass => Verdict::Pass,
-                    V::Drop => Verdict::Drop,
-                    V::Route(outputs) => Verdict::Route(outputs),
-                }))
-            }
-            Self::V0_2(b) => {
-                use v0_2::gannet::plugin::types::{Lifecycle as L, Verdict as V};
-                let event = match event {
-                    Lifecycle::Added => L::Added,
-                    Lifecycle::Updated => L::Updated,
-                    Lifecycle::Removed => L::Removed,
-                };
-                let result = b
-                    .gannet_plugin_handler()
-                    .call_process(store, event, record)?;
-                Ok(result.map(|verdict| match verdict {
-                    V::Pass => Verdict::Pass,
-                    V::Drop => Verdict::Drop,
-                    V::Route(outputs) => Verdict::Route(outputs),
-                }))
-            }
+            Self::V0_1(b) => process!(b, v0_1),
+            Self::V0_2(b) => process!(b, v0_2),
         }
     }
 }
