@@ -17,6 +17,8 @@ mod example_plugins;
 mod plugin_languages;
 // `gannet run` with Rust, Python and JS plugins in one chain: tags, failures, hot reload.
 mod lang_chain;
+// `gannet plugin new`: scaffold, build and run a plugin in each language.
+mod plugin_new;
 // Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.
 mod events;
 // Faults added by the test kit's fault proxy in front of the real containerd.

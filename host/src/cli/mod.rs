@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod list;
 pub(crate) mod plugin;
+mod plugin_new;
 mod version;
 
 // `gannet run` and `gannet config`.

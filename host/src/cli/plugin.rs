@@ -1,4 +1,5 @@
-//! `gannet plugin check|run`: validate a plugin, or run a chain offline.
+//! `gannet plugin check|run`: validate a plugin, or run a chain offline (`new`, the
+//! scaffold, lives in `plugin_new.rs`).
 //!
 //! `check` loads one component the way the agent does (compile, match the world, `init`)
 //! and prints what it is. `run` streams JSON lines through a chain: each input line is a
@@ -31,6 +32,9 @@ pub enum PluginCommand {
     /// per record. A bad input line or a refused plugin is reported on stderr and the run
     /// goes on; the exit status is then non-zero.
     Run(RunArgs),
+    /// Create a plugin project in ./NAME (Rust, Python or JavaScript) that builds and runs
+    /// out of the box.
+    New(super::plugin_new::NewArgs),
 }
 
 /// Arguments of `gannet plugin check`.
@@ -71,6 +75,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Check(args) => check(args),
         PluginCommand::Run(args) => run_chain(args),
+        PluginCommand::New(args) => super::plugin_new::run(args),
     }
 }
 
