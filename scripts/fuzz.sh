@@ -96,8 +96,8 @@ for n, line in enumerate(open(sys.argv[1])):
 PY
       ;;
     config_file) cp "$ROOT"/examples/gannet.toml "$dir/" ;;
-    sidecar) cp "$ROOT"/examples/plugins/*.toml "$ROOT"/plugins/*/*.toml "$dir/" 2>/dev/null || true ;;
-    plugin_run_line) split -l 1 "$ROOT/plugins/hello-team/sample.jsonl" "$dir/line-" ;;
+    sidecar) cp "$ROOT"/examples/plugins/*.toml "$ROOT"/plugins/*/*/*.toml "$dir/" 2>/dev/null || true ;;
+    plugin_run_line) split -l 1 "$ROOT/plugins/rust/hello-team/sample.jsonl" "$dir/line-" ;;
     api_query) printf 'namespace=shop&state=running' > "$dir/filter"; printf 'state=removed' > "$dir/removed" ;;
     # Programs (tests/plugins/boundary-driver): set-tag then pass, then err, trap, a 64 MiB
     # allocation, 65,025 huge keys in one read; masks and a select.

@@ -4,12 +4,14 @@
 #   scripts/test.sh
 #
 # 1. installs what the harness needs (containerd, runc, busybox-static, gcc, libc6-dev,
-#    protobuf-compiler) and the wasm32-wasip2 target;
+#    protobuf-compiler), python3-venv and Node.js if missing, and the wasm32-wasip2 target;
 # 2. checks formatting and clippy (warnings are errors) of the workspace and of both plugin
 #    workspaces (plugins/ and tests/plugins/, for wasm32-wasip2);
 # 3. validates deploy/daemonset.yaml; builds the tree once, in the test profile, with the
 #    test feature set (`cargo test --workspace --no-run`: every binary, example and test;
-#    the e2e tests run target/debug/gannet), and the example plugins;
+#    the e2e tests run target/debug/gannet), and every plugin in Rust, Python and
+#    JavaScript (plugins/build.sh, which installs the pinned componentize-py and
+#    componentize-js when missing);
 # 4. starts one containerd for the whole suite (tests/harness/containerd.sh up), runs
 #    `cargo test --workspace` against it (GANNET_E2E_LAB) and the example plugins' own
 #    unit tests (natively, against MockContainer), runs the README's main job
@@ -38,6 +40,12 @@ command -v cargo >/dev/null || die "cargo not found: install Rust 1.95 with rust
 
 step "system packages"
 bash "$HARNESS" deps
+# The Python and JavaScript plugin toolchains run on python3 (with venv) and Node.js.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv nodejs npm >/dev/null
+fi
 
 step "rust components"
 if command -v rustup >/dev/null; then
@@ -85,13 +93,15 @@ step "build the tree (cargo test --workspace --no-run)"
 cargo test --workspace --no-run --locked
 
 if [ -f plugins/Cargo.toml ]; then
-  step "build the example plugins (wasm32-wasip2)"
   locked=()
   [ -f plugins/Cargo.lock ] && locked=(--locked)
-  # Into plugins/target, where the tests look for them (they unset CARGO_TARGET_DIR too).
-  env -u CARGO_TARGET_DIR cargo build --manifest-path plugins/Cargo.toml \
-    --target wasm32-wasip2 --release "${locked[@]}"
 fi
+# Rust into plugins/target/wasm32-wasip2/release, Python and JavaScript into
+# {plugins,tests/plugins}/target/{python,js}, where the tests look for them; each pinned
+# toolchain (componentize-py in a venv, componentize-js through npm ci) is installed when
+# missing.
+step "build the plugins: plugins/build.sh (Rust, Python, JavaScript)"
+plugins/build.sh
 
 LAB="$(mktemp -d /tmp/gannet-e2e-suite.XXXXXX)"
 TEST_LOG=""

@@ -1,5 +1,5 @@
 //! The author guide `docs/plugins.md` shows real files: its Rust, sidecar and JSON-lines
-//! blocks must be `plugins/hello-team/{src/lib.rs, hello-team.toml, sample.jsonl}`
+//! blocks must be `plugins/rust/hello-team/{src/lib.rs, hello-team.toml, sample.jsonl}`
 //! verbatim (the plugin itself is built and run through the engine by the e2e suite).
 
 use std::path::{Path, PathBuf};
@@ -37,14 +37,17 @@ fn guide_blocks_are_the_real_files() -> std::io::Result<()> {
     let guide = repo_file("docs/plugins.md")?;
     let rust = blocks(&guide, "rust");
     assert_eq!(rust.len(), 1, "the guide has one Rust block");
-    assert_eq!(rust[0], repo_file("plugins/hello-team/src/lib.rs")?);
+    assert_eq!(rust[0], repo_file("plugins/rust/hello-team/src/lib.rs")?);
     let toml = blocks(&guide, "toml");
-    let sidecar = repo_file("plugins/hello-team/hello-team.toml")?;
+    let sidecar = repo_file("plugins/rust/hello-team/hello-team.toml")?;
     assert!(
         toml.contains(&sidecar),
         "the guide shows hello-team.toml verbatim"
     );
     let json = blocks(&guide, "json");
-    assert_eq!(json, vec![repo_file("plugins/hello-team/sample.jsonl")?]);
+    assert_eq!(
+        json,
+        vec![repo_file("plugins/rust/hello-team/sample.jsonl")?]
+    );
     Ok(())
 }

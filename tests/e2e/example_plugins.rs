@@ -395,7 +395,7 @@ fn sdk_glue_refuses_bad_config_at_load_naming_the_field() -> Result<()> {
 #[test]
 fn guide_plugin_hello_team_does_what_the_guide_says() -> Result<()> {
     let engine = engine()?;
-    let dir = repo_root().join("plugins/hello-team");
+    let dir = repo_root().join("plugins/rust/hello-team");
     let sidecar = std::fs::read_to_string(dir.join("hello-team.toml"))?;
     let chain = PluginChain::new(vec![load(&engine, "hello_team", Some(&sidecar))?]);
     let mut runner = ChainRunner::new();

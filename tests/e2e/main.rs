@@ -13,6 +13,12 @@ mod pipeline;
 mod otlp;
 // The example plugins (guest SDK) through the real plugin engine; needs no containerd.
 mod example_plugins;
+// Python and JavaScript plugins: the guide plugin in three languages, same output lines.
+mod plugin_languages;
+// `gannet run` with Rust, Python and JS plugins in one chain: tags, failures, hot reload.
+mod lang_chain;
+// `gannet plugin new`: scaffold, build and run a plugin in each language.
+mod plugin_new;
 // Event-driven discovery: the event path, exec filtering, containerd restart mid-churn.
 mod events;
 // Faults added by the test kit's fault proxy in front of the real containerd.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod list;
 pub(crate) mod plugin;
 mod plugin_compile;
+mod plugin_new;
 mod version;
 
 // `gannet run` and `gannet config`.

@@ -1,5 +1,5 @@
-//! `gannet plugin check|run|compile`: validate a plugin, run a chain offline, or compile
-//! ahead of time (`plugin_compile`).
+//! `gannet plugin check|run|compile|new`: validate a plugin, run a chain offline,
+//! compile ahead of time (`plugin_compile.rs`), or scaffold a project (`plugin_new.rs`).
 //!
 //! `check` loads one component the way the agent does (compile, match the world, `init`)
 //! and prints what it is. `run` streams JSON lines through a chain: each input line is a
@@ -37,6 +37,9 @@ pub enum PluginCommand {
     /// component takes seconds and hundreds of MB to compile). The agent runs it as a child
     /// process for every cache miss.
     Compile(super::plugin_compile::CompileArgs),
+    /// Create a plugin project in ./NAME (Rust, Python or JavaScript) that builds and runs
+    /// out of the box.
+    New(super::plugin_new::NewArgs),
 }
 
 /// Arguments of `gannet plugin check`.
@@ -78,6 +81,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Check(args) => check(args),
         PluginCommand::Run(args) => run_chain(args),
         PluginCommand::Compile(args) => super::plugin_compile::run(args),
+        PluginCommand::New(args) => super::plugin_new::run(args),
     }
 }
 

@@ -66,7 +66,7 @@ impl SharedSource {
 }
 
 /// `CI` counts as set unless it is empty, `false` or `0`.
-fn is_ci(ci: Option<&str>) -> bool {
+pub(crate) fn is_ci(ci: Option<&str>) -> bool {
     matches!(ci, Some(v) if !v.is_empty() && v != "false" && v != "0")
 }
 

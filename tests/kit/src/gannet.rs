@@ -82,6 +82,7 @@ impl Gannet {
                 .map(|a| a.as_ref().to_os_string())
                 .collect(),
             envs: Vec::new(),
+            dir: None,
             timeout: DEFAULT_TIMEOUT,
             lab_log: None,
         }
@@ -93,6 +94,7 @@ impl Gannet {
 pub struct GannetCmd {
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
     timeout: Duration,
     lab_log: Option<PathBuf>,
 }
@@ -104,10 +106,27 @@ impl GannetCmd {
         self
     }
 
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
     /// Sets an env var for the process.
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Runs the process in `dir` (default: the test's working directory).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -142,7 +161,11 @@ impl GannetCmd {
     fn spawn_child(&self) -> Result<(Child, String)> {
         let bin = Gannet::bin()?;
         let command = self.command_line(&bin);
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin);
+        if let Some(dir) = &self.dir {
+            child.current_dir(dir);
+        }
+        let child = child
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -15,7 +15,9 @@
 //! - [`wait_until`] / [`wait_until_blocking`]: every wait polls a condition against a
 //!   deadline; no test asserts on a fixed sleep.
 //! - [`PluginWorkspace`]: builds a workspace of wasm plugins (`plugins/` or
-//!   `tests/plugins/`) for wasm32-wasip2 once per process and finds its `.wasm` files.
+//!   `tests/plugins/`) for wasm32-wasip2 once per process and finds its `.wasm` files,
+//!   and the Python and JavaScript components `plugins/build.sh` built
+//!   ([`PluginWorkspace::built_component`]).
 //!
 //! Failures carry the command, its output and the tail of the containerd log.
 //!
@@ -67,7 +69,7 @@ pub use cri::{
     LOOK_ALIKE_ENVS, PAUSE_IMAGE, SERVICE_LINK_ENVS, SLEEPER_SCRIPT,
 };
 pub use gannet::{CmdOutput, Gannet, GannetCmd, GannetProcess, BIN_ENV};
-pub use wasm::{PluginWorkspace, WASM_TARGET};
+pub use wasm::{ComponentLang, PluginWorkspace, WASM_TARGET};
 
 /// GET `path` over the unix socket `socket` with HTTP/1.0 (the data API's socket); the
 /// body.

@@ -1,4 +1,5 @@
-//! Building the wasm plugins that tests and benchmarks load.
+//! Building the wasm plugins that tests and benchmarks load, and finding the Python and
+//! JavaScript ones `plugins/build.sh` built.
 //!
 //! Owns the one way the suite builds a plugin workspace: `cargo build --release --target
 //! wasm32-wasip2 --locked` into the workspace's own `target/` (the same command
@@ -138,6 +139,60 @@ impl PluginWorkspace {
             );
         }
         Ok(self.out_dir())
+    }
+}
+
+/// A plugin language whose components `plugins/build.sh` builds (cargo builds Rust).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComponentLang {
+    /// componentize-py: `<workspace>/python/<name>/app.py`.
+    Python,
+    /// componentize-js: `<workspace>/js/<name>/app.js`.
+    Js,
+}
+
+impl ComponentLang {
+    /// The directory name of the language, under a workspace and under its `target/`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Self::Python => "python",
+            Self::Js => "js",
+        }
+    }
+}
+
+impl PluginWorkspace {
+    /// The component `plugins/build.sh` writes for the `lang` plugin `name` of this
+    /// workspace (`hello-team` -> `<dir>/target/python/hello_team.wasm`), or `None` when it
+    /// is not built and this is not CI (the caller then skips, saying so).
+    ///
+    /// The suite never builds these itself: the toolchains (a venv, `npm ci`) and the
+    /// builds (10-30 s each) belong to `plugins/build.sh`, which `scripts/test.sh` runs
+    /// before the tests.
+    ///
+    /// # Errors
+    /// With `CI` set, when the component is missing: CI never skips.
+    pub fn built_component(self, lang: ComponentLang, name: &str) -> Result<Option<PathBuf>> {
+        let wasm = self
+            .target_dir()
+            .join(lang.dir_name())
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        if wasm.is_file() {
+            return Ok(Some(wasm));
+        }
+        let ci = std::env::var("CI").ok();
+        if crate::containerd::is_ci(ci.as_deref()) {
+            bail!(
+                "{} is missing and CI is true: run plugins/build.sh before the tests \
+                 (scripts/test.sh does)",
+                wasm.display()
+            );
+        }
+        eprintln!(
+            "skipped: {} is missing; run plugins/build.sh to build it",
+            wasm.display()
+        );
+        Ok(None)
     }
 }
 
