@@ -667,6 +667,42 @@ fn cache_misses_compile_in_a_child_process_into_the_cache() -> TestResult {
 }
 
 #[test]
+fn a_refused_reload_keeps_the_cache_entries_of_both_chains() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let plugins = tmp.path().join("plugins");
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&plugins)?;
+    install(&plugins, "noop", "10-a.wasm", None)?;
+    let options = EngineOptions {
+        cache_dir: Some(cache.clone()),
+        ..EngineOptions::default()
+    };
+    let (set, errors) = PluginSet::load_dir(
+        PluginEngine::new(options)?,
+        &plugins,
+        "n",
+        PluginMetrics::unregistered(),
+    )?;
+    assert!(errors.is_empty());
+    assert_eq!(std::fs::read_dir(&cache)?.count(), 1);
+    // A replacement whose init refuses its config: the reload is refused, the noop chain
+    // keeps running, and neither compiled artifact is thrown away.
+    install(&plugins, "init-fails", "10-a.wasm", None)?;
+    assert!(set.reload().is_err());
+    assert_eq!(
+        std::fs::read_dir(&cache)?.count(),
+        2,
+        "the running chain's and the refused file's artifacts"
+    );
+    // Once the file is gone from the directory and the chain, its entry goes.
+    std::fs::remove_file(plugins.join("10-a.wasm"))?;
+    set.reload().map_err(|e| format!("{e:?}"))?;
+    set.reload().map_err(|e| format!("{e:?}"))?;
+    assert_eq!(std::fs::read_dir(&cache)?.count(), 0);
+    Ok(())
+}
+
+#[test]
 fn cache_inside_the_plugin_directory_is_refused() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let engine = PluginEngine::new(EngineOptions {

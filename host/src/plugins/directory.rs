@@ -165,11 +165,21 @@ impl PluginSet {
         let mut plugins = Vec::new();
         let mut errors = Vec::new();
         let mut compiled = false;
+        // Cache entries to keep: every file in the directory now (loaded or refused: a
+        // refused file may be fixed by its sidecar and load again) and the chain that
+        // keeps running if this one is refused.
+        let mut keep: HashSet<String> = previous
+            .plugins()
+            .iter()
+            .map(|p| p.content_hash().to_string())
+            .collect();
         for file in list_plugins(dir)? {
+            let hash = std::fs::read(&file).ok().map(|b| content_hash(&b));
+            keep.extend(hash.clone());
             let unchanged = previous.plugins().iter().find(|p| {
                 p.file() == file
                     && !p.is_quarantined()
-                    && std::fs::read(&file).is_ok_and(|b| content_hash(&b) == p.content_hash())
+                    && hash.as_deref() == Some(p.content_hash())
                     && sidecar_hash(&file).as_deref() == p.sidecar_text_hash()
             });
             if let Some(plugin) = unchanged {
@@ -191,10 +201,6 @@ impl PluginSet {
             }
         }
         if let Some(cache) = self.engine.cache() {
-            let keep: HashSet<String> = plugins
-                .iter()
-                .map(|p| p.content_hash().to_string())
-                .collect();
             let removed = cache.retain(&keep);
             if removed > 0 {
                 tracing::debug!(
