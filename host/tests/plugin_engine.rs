@@ -396,6 +396,21 @@ fn a_plugin_of_an_unserved_wit_version_is_refused_naming_both() -> TestResult {
 }
 
 #[test]
+fn a_memory_limit_below_what_the_plugin_starts_with_names_the_limit() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let err = load_err(tmp.path(), "tagger", Some("memory_limit_bytes = 1048576\n"))?;
+    assert!(
+        err.contains("it needs more memory to start than memory_limit_bytes = 1048576 allows"),
+        "{err}"
+    );
+    assert!(
+        err.contains("raise `memory_limit_bytes` in its sidecar"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
 fn init_rejecting_its_config_is_refused_at_load() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let err = load_err(tmp.path(), "init-fails", None)?;
@@ -785,6 +800,18 @@ fn cli_check_prints_contract_and_refuses_bad_plugins() -> TestResult {
         stdout.contains("sdk: gannet-guest 0."),
         "the SDK stamps its version: {stdout}"
     );
+    // With --cache-dir, a second check loads what the first compiled.
+    let cache = tmp.path().join("cache");
+    for want in ["artifact: compiled now", "artifact: loaded from the cache"] {
+        let out = gannet()
+            .args(["plugin", "check"])
+            .arg(&good)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()?;
+        let stdout = String::from_utf8(out.stdout)?;
+        assert!(stdout.contains(want), "{stdout}");
+    }
     // A plugin built with wit-bindgen alone carries no stamp, and check says so.
     let old = install(tmp.path(), "wit-0-1-plugin", "old.wasm", None)?;
     let out = gannet().args(["plugin", "check"]).arg(&old).output()?;

@@ -136,15 +136,33 @@ health_listen = "127.0.0.1:{health}"
 
 /// Starts the agent and waits until it is ready (its plugins loaded).
 async fn start(d: &Path, lab: &Containerd, config: &str, health: u16) -> Result<Agent> {
+    Ok(start_noting_liveness(d, lab, config, health).await?.0)
+}
+
+/// [`start`], also telling whether `/healthz` answered 200 while `/readyz` did not yet:
+/// the agent is live while its plugins compile.
+async fn start_noting_liveness(
+    d: &Path,
+    lab: &Containerd,
+    config: &str,
+    health: u16,
+) -> Result<(Agent, bool)> {
     let agent = start_agent(d, lab, config)?;
     let started = std::time::Instant::now();
+    let live_before_ready = std::sync::atomic::AtomicBool::new(false);
     wait_until(START_TIMEOUT, "gannet ready with its plugins", || async {
-        Ok(ready(health).then_some(()))
+        if ready(health) {
+            return Ok(Some(()));
+        }
+        if http_get(health, "/healthz", None).is_ok_and(|(status, _)| status == 200) {
+            live_before_ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(None)
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n--- gannet log ---\n{}", agent.log()))?;
     eprintln!("gannet ready after {:?}", started.elapsed());
-    Ok(agent)
+    Ok((agent, live_before_ready.into_inner()))
 }
 
 /// The `added` record of container `id` in the output file.
@@ -308,7 +326,14 @@ async fn run_python_plugin_replaced_on_disk_shows_its_new_behaviour() -> Result<
     let health = free_port()?;
     // Its own cache: the swap changes the chain, and a cache keeps only its chain's entries.
     let cache = d.join("cache");
-    let mut agent = start(d, lab, &config(d, Some(&cache), health), health).await?;
+    let (mut agent, live_while_compiling) =
+        start_noting_liveness(d, lab, &config(d, Some(&cache), health), health).await?;
+    // A cold cache: seconds of compiling, during which the agent is live, not ready.
+    ensure!(
+        live_while_compiling,
+        "/healthz did not answer while the plugins compiled:\n{}",
+        agent.log()
+    );
 
     let before = container_in(&cri, &ns, "before").await?;
     let record = added_record(d, &before.id, &agent).await?;

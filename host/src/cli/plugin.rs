@@ -51,6 +51,10 @@ pub struct CheckArgs {
     /// Its sidecar (default: `FILE.toml` next to it, if present).
     #[arg(long, value_name = "SIDECAR")]
     pub config: Option<PathBuf>,
+    /// A plugin cache directory to load from and compile into (as the agent's
+    /// `plugins.cache_dir`), so a large plugin compiles once across runs.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Arguments of `gannet plugin run`.
@@ -73,6 +77,10 @@ pub struct RunArgs {
     /// The node name plugins see through `node-name()`.
     #[arg(long, value_name = "NAME", default_value = "local")]
     pub node_name: String,
+    /// A plugin cache directory to load from and compile into (as the agent's
+    /// `plugins.cache_dir`), so a large plugin compiles once across runs.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Runs a `gannet plugin` subcommand.
@@ -85,9 +93,17 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The engine of `check` and `run`: the agent's, with the cache asked for, if any.
+fn offline_engine(cache_dir: Option<PathBuf>) -> anyhow::Result<PluginEngine> {
+    Ok(PluginEngine::new(EngineOptions {
+        cache_dir,
+        ..EngineOptions::default()
+    })?)
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init_stderr("warn");
-    let engine = PluginEngine::new(EngineOptions::default())?;
+    let engine = offline_engine(args.cache_dir.clone())?;
     let sidecar = match &args.config {
         Some(path) => Sidecar::load(path)?,
         None => Sidecar::load_optional(&Sidecar::path_for(&args.file))?,
@@ -105,6 +121,12 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "plugin: {}", args.file.display())?;
     writeln!(out, "name: {}", plugin.name())?;
     writeln!(out, "sha256: {}", plugin.content_hash())?;
+    let compiled = if plugin.from_cache() {
+        "loaded from the cache"
+    } else {
+        "compiled now"
+    };
+    writeln!(out, "artifact: {compiled}")?;
     writeln!(
         out,
         "wit: {WIT_PACKAGE}@{}",
@@ -244,7 +266,7 @@ pub(crate) fn line_text(mut bytes: Vec<u8>) -> Result<String, String> {
 
 fn run_chain(args: RunArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init_stderr("info");
-    let engine = PluginEngine::new(EngineOptions::default())?;
+    let engine = offline_engine(args.cache_dir.clone())?;
     let metrics = PluginMetrics::unregistered();
     let mut failed = false;
     let set = match &args.plugin_dir {

@@ -222,11 +222,6 @@ async fn agent(
         metrics.clone(),
     )?;
     let plugin_metrics = PluginMetrics::register(&mut registry);
-    let plugins = start_plugins(&config, &node, plugin_metrics).await?;
-    let chain: Arc<dyn Chain> = match &plugins {
-        Some(p) => p.stage.clone(),
-        None => Arc::new(PassThrough),
-    };
 
     let api_stop = CancellationToken::new();
     let health = Arc::new(Health::new());
@@ -243,6 +238,14 @@ async fn agent(
         config.record.env_values,
         api_stop.clone(),
     );
+    // Serve first: `/healthz` answers (and `/readyz` says not ready) while the plugins
+    // load, which can take seconds per plugin with a cold cache.
+    let api_tasks = listeners.serve(ctx.clone(), health.clone(), Arc::new(registry));
+    let plugins = start_plugins(&config, &node, plugin_metrics).await?;
+    let chain: Arc<dyn Chain> = match &plugins {
+        Some(p) => p.stage.clone(),
+        None => Arc::new(PassThrough),
+    };
     if let Some(p) = &plugins {
         let stage = p.stage.clone();
         view.set_plugin_source(Arc::new(move || {
@@ -266,7 +269,6 @@ async fn agent(
                 .collect()
         }));
     }
-    let api_tasks = listeners.serve(ctx.clone(), health.clone(), Arc::new(registry));
     let sink = Arc::new(Sink {
         view,
         outputs: RwLock::new(Arc::new(outputs)),

@@ -78,6 +78,35 @@ pub enum InitFailure {
     /// Instantiation or `init` trapped or timed out.
     #[error("instantiation failed: {0}")]
     Trap(String),
+    /// The plugin needs more memory to start (its initial memory, or what `init`
+    /// allocates) than its memory limit allows.
+    #[error("it needs more memory to start than memory_limit_bytes = {limit_bytes} allows")]
+    Memory {
+        /// The limit it hit.
+        limit_bytes: usize,
+    },
+}
+
+impl InitFailure {
+    /// What the operator should change in the plugin's sidecar.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "fix `config` in its sidecar",
+            Self::Memory { .. } => "raise `memory_limit_bytes` in its sidecar",
+            Self::Trap(_) => {
+                "check its `config` and `call_deadline_ms` in its sidecar, and its log lines"
+            }
+        }
+    }
+
+    /// The failure of instantiation or `init` in `store`: memory when the limiter refused
+    /// a growth, else a trap with wasmtime's reason.
+    pub(crate) fn of(store: &Store<HostState>, error: &wasmtime::Error) -> Self {
+        match (store.data().limiter.hit, store.data().limiter.limit_bytes()) {
+            (true, Some(limit_bytes)) => Self::Memory { limit_bytes },
+            _ => Self::Trap(classify(store, error).to_string()),
+        }
+    }
 }
 
 /// The limits applied to one Store.
@@ -133,7 +162,7 @@ impl PluginInstance {
         match bindings.call_init(&mut store, config_json) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(InitFailure::Rejected(message)),
-            Err(error) => return Err(InitFailure::Trap(classify(&store, &error).to_string())),
+            Err(error) => return Err(InitFailure::of(&store, &error)),
         }
         Ok(Self {
             store,

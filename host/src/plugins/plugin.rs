@@ -74,8 +74,8 @@ pub enum LoadError {
         /// Why.
         message: String,
     },
-    /// `init` refused the config, trapped or timed out.
-    #[error("plugin {path:?}: {failure}; fix `config` in its sidecar")]
+    /// `init` refused the config, trapped, timed out or ran out of memory.
+    #[error("plugin {path:?}: {failure}; {}", failure.fix())]
     Init {
         /// The file.
         path: PathBuf,
@@ -398,7 +398,7 @@ impl LoadedPlugin {
         let bindings = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| InitFailure::Trap(one_line(&e)))?;
+            .map_err(|e| InitFailure::of(&store, &e))?;
         PluginInstance::start(store, bindings, limits, &self.sidecar.config_json)
     }
 
