@@ -78,11 +78,23 @@ impl ArtifactCache {
                 problem: format!("is owned by uid {}, not {}", meta.uid(), effective_uid()),
             });
         }
-        if meta.mode() & 0o077 != 0 {
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            // Others could have written into it: its artifacts cannot be trusted.
             return Err(CacheError::NotPrivate {
                 path: dir.to_path_buf(),
-                problem: format!("has mode {:o}", meta.mode() & 0o777),
+                problem: format!("has mode {mode:o} (group or others may write)"),
             });
+        }
+        if mode & 0o077 != 0 {
+            // Ours and writable only by us (a hostPath `DirectoryOrCreate` is made 0755):
+            // nothing could have been planted, so make it private instead of refusing.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+            tracing::info!(
+                message = "Plugin cache directory made private (mode 0700).",
+                path = %dir.display(),
+                was = format!("{mode:o}"),
+            );
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -172,14 +184,29 @@ mod tests {
     }
 
     #[test]
-    fn open_directory_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_directory_others_may_write_is_refused() -> Result<(), Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
+        for mode in [0o775, 0o757, 0o777] {
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
+            let err = ArtifactCache::open(tmp.path(), "e1".into())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains(&format!("has mode {mode:o} (group or others may write)")),
+                "{err}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_readable_directory_of_ours_is_made_private() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        // What a hostPath `DirectoryOrCreate` makes.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
-        let err = ArtifactCache::open(tmp.path(), "e1".into())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("has mode 755"), "{err}");
+        ArtifactCache::open(tmp.path(), "e1".into())?;
+        assert_eq!(std::fs::metadata(tmp.path())?.mode() & 0o777, 0o700);
         Ok(())
     }
 
