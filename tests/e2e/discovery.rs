@@ -371,6 +371,41 @@ async fn self_exit_and_kill_9_are_reported_exited_with_their_exit_codes() -> Res
 }
 
 #[tokio::test]
+async fn a_kill_9_is_seen_from_the_kernel_long_before_the_next_poll() -> Result<()> {
+    let lab = Containerd::shared()?;
+    let cri = lab.cri().await?;
+    let pod = cri
+        .create_pod(&PodSpec::new("disc-pidfd").namespace("e2e-discovery"))
+        .await?;
+    let victim = cri
+        .run_container(&pod, &ContainerSpec::sleeper("victim"))
+        .await?;
+    // Poll mode, and no sync for two minutes after the first: only the pidfd can tell.
+    let mut running = LoopUnderTest::start_with(Config {
+        socket_flag: Some(lab.socket()),
+        sync_mode: SyncMode::Poll,
+        sync_period_secs: Duration::from_secs(120),
+        resync_period_secs: Duration::from_secs(120),
+        containerd_state_dir: Some(lab.lab().join("state")),
+        ..Config::default()
+    });
+    running.wait_ready(true).await?;
+    running.wait_event(&victim.id, Lifecycle::Added).await?;
+    cri.kill_9(&victim).await?;
+    // Within TIMEOUT (30 s), far from the next sync: the exit came from the kernel, and the
+    // record still carries CRI's exit code (the fetch waited for CRI to catch up).
+    let killed = running.wait_event(&victim.id, Lifecycle::Removed).await?;
+    ensure!(
+        killed.record.state == ContainerState::Exited,
+        "{:?}",
+        killed.record
+    );
+    ensure!(killed.record.exit_code == Some(137), "{:?}", killed.record);
+    running.stop().await?;
+    cri.remove_pod(&pod).await
+}
+
+#[tokio::test]
 async fn remove_container_is_seen_as_removed() -> Result<()> {
     let lab = Containerd::shared()?;
     let mut running = LoopUnderTest::start(lab, None);

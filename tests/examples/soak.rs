@@ -27,8 +27,8 @@ use serde_json::Value;
 use gannet_test_kit::json_receiver::JsonReceiver;
 use gannet_test_kit::otlp::{OtlpReceiver, OtlpTransport};
 use gannet_test_kit::{
-    free_port, get_unix, http_get, open_fds, vm_rss_kib, ContainerSpec, Containerd, CriContainer,
-    CriDriver, Gannet, PluginWorkspace, Pod, PodSpec,
+    free_port, get_unix, http_get, open_fds, pidfds, vm_rss_kib, ContainerSpec, Containerd,
+    CriContainer, CriDriver, Gannet, PluginWorkspace, Pod, PodSpec,
 };
 
 /// Most pods alive at once.
@@ -332,6 +332,18 @@ level = "warn"
         failures.push(format!(
             "open fds changed: {warm_fds} after the warm-up, {} at the end",
             end.1
+        ));
+    }
+    // One pidfd per running container at most: a leaked watch would show here.
+    let watches = pidfds(pid)?;
+    println!(
+        "soak: {watches} pidfds for {} running containers",
+        running.len()
+    );
+    if watches > running.len() {
+        failures.push(format!(
+            "{watches} pidfds open for {} running containers: exit watches leaked",
+            running.len()
         ));
     }
     drop(agent);

@@ -201,7 +201,8 @@ impl FetchContext {
     ) -> Result<Fetched, CriError> {
         let wait = match expect {
             Expect::Exited { .. } => EXIT_AGREE_WAIT,
-            Expect::Any | Expect::Running => AGREE_WAIT,
+            // A pidfd exit carries no code: wait for CRI's, as long as for a start.
+            Expect::Any | Expect::Running | Expect::Gone => AGREE_WAIT,
         };
         let deadline = Instant::now() + wait;
         let mut backoff = AGREE_MIN_BACKOFF;

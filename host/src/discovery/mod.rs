@@ -32,6 +32,7 @@ use tracing::{debug, warn};
 mod config;
 mod dirs;
 mod error;
+mod exits;
 mod fetch;
 mod full_sync;
 mod pod_ips;
@@ -45,6 +46,7 @@ pub use fetch::OOM_KILLED_REASON;
 pub use full_sync::{discover_once, FullSync};
 pub use state::SyncState;
 
+use exits::ExitWatch;
 use fetch::{FetchContext, Fetched};
 use state::{fingerprint, list_runtime, Listed};
 
@@ -138,7 +140,13 @@ impl Discovery {
             SyncMode::Events => self.config.max_concurrent_fetches,
             SyncMode::Poll => 1,
         };
+        let exits = ExitWatch::new(
+            self.nudge_tx.clone(),
+            &self.config.host_root,
+            self.config.sync_mode == SyncMode::Poll,
+        );
         let mut runner = Runner {
+            exits,
             config: self.config,
             ready: self.ready,
             table: self.table,
@@ -166,6 +174,8 @@ impl Discovery {
 
 /// The running loop.
 struct Runner {
+    /// The pidfds of the running containers' processes.
+    exits: ExitWatch,
     config: Config,
     ready: watch::Sender<bool>,
     table: SharedTable,
@@ -285,6 +295,7 @@ impl Runner {
         }
         listing.abort_all();
         self.fetches.abort_all();
+        self.exits.clear();
         self.set_ready(false);
     }
 
@@ -353,6 +364,7 @@ impl Runner {
             let removed = self.table_write(|t| t.remove(id, generation));
             events.extend(removed);
             self.state.forget(id);
+            self.exits.unwatch(id);
         }
         if full {
             let listed_ids: HashSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
@@ -448,6 +460,8 @@ impl Runner {
                 );
                 self.warned_poll_fallback = true;
                 self.limit = Arc::new(Semaphore::new(1));
+                // No exit events will come: a pidfd's exit fetches at once.
+                self.exits.set_nudge_on_exit(true);
             }
             return;
         }
@@ -484,8 +498,12 @@ impl Runner {
         });
     }
 
-    /// Liveness of a live container's pid, from the record the table holds.
+    /// Liveness of a live container's pid, from the record the table holds; no `/proc`
+    /// read while its pidfd is watched (the kernel says when it exits).
     fn table_liveness(&self, ctx: &FetchContext, id: &str) -> Option<Liveness> {
+        if self.exits.is_watched(id) {
+            return Some(Liveness::Alive);
+        }
         let table = self.table.read().ok()?;
         let record = table.get(id)?;
         let started = record.started.map(|t| t.unix_nanos).unwrap_or(0);
@@ -580,11 +598,20 @@ impl Runner {
                 } else {
                     t.suspect_dead = false;
                     let terminal = record.state == ContainerState::Exited;
+                    let process = (record.state == ContainerState::Running).then(|| {
+                        let started = record.started.map(|t| t.unix_nanos).unwrap_or(0);
+                        (record.pid, started)
+                    });
                     self.state.dirs.remember(&id, &fetched.dirs);
                     events = self.table_write(|table| table.apply(record, generation));
                     self.state.history.insert(id.clone());
                     if terminal {
                         self.state.forget(&id);
+                        self.exits.unwatch(&id);
+                    } else if let (Some((pid, started)), Some(ctx)) = (process, &self.ctx) {
+                        let liveness = &ctx.liveness;
+                        self.exits
+                            .watch(&id, pid, || liveness.check(pid, started) == Liveness::Alive);
                     }
                 }
             }
@@ -593,6 +620,7 @@ impl Runner {
                 events.extend(self.table_write(|table| table.remove(&id, generation)));
                 self.state.history.insert(id.clone());
                 self.state.forget(&id);
+                self.exits.unwatch(&id);
             }
             Err(error) => {
                 warn!(message = "Container status fetch failed; will retry next sync.", container_id = %id, %error);

@@ -81,7 +81,13 @@ impl SyncState {
         if !sandbox_id.is_empty() {
             t.sandbox_id = sandbox_id.to_owned();
         }
-        if !(matches!(t.expect, Expect::Exited { .. }) && expect == Expect::Any) {
+        // An exit event (code and time) outranks a pidfd's exit, which outranks vaguer news.
+        let keep = match t.expect {
+            Expect::Exited { .. } => matches!(expect, Expect::Any | Expect::Gone),
+            Expect::Gone => matches!(expect, Expect::Any | Expect::Running),
+            Expect::Any | Expect::Running => false,
+        };
+        if !keep {
             t.expect = expect;
         }
         self.dirty.insert(id.to_owned());

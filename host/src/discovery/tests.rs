@@ -2,6 +2,7 @@
 //! loop's handlers driven directly.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::fetch::{exited_from_event, oom_killed_reason};
 use super::*;
@@ -13,6 +14,7 @@ impl Runner {
         let d = Discovery::new(Config::default());
         let (events, _) = mpsc::channel(1);
         Runner {
+            exits: ExitWatch::new(d.nudge_tx.clone(), Path::new("/"), false),
             config: d.config,
             ready: d.ready,
             table: d.table,
@@ -151,6 +153,12 @@ fn expectations_agree_only_with_what_the_event_announced() {
         "CRI has not noticed yet"
     );
     assert!(exit.agrees(&exited));
+    assert!(!Expect::Gone.agrees(&running));
+    assert!(
+        !Expect::Gone.agrees(&dead_but_cri_running),
+        "a pidfd exit waits for CRI's code"
+    );
+    assert!(Expect::Gone.agrees(&exited));
 }
 
 #[test]
@@ -232,6 +240,21 @@ fn a_pending_exit_is_not_weakened_by_vaguer_news() {
     );
     s.mark_dirty_expecting("a", "", Expect::Running);
     assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(Expect::Running));
+}
+
+#[test]
+fn a_pidfd_exit_is_outranked_by_the_exit_event_and_outranks_vaguer_news() {
+    let mut s = SyncState::new();
+    s.mark_dirty_expecting("a", "", Expect::Gone);
+    s.mark_dirty("a", "");
+    assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(Expect::Gone));
+    let event = Expect::Exited {
+        exit_code: 137,
+        exited_at_nanos: 5,
+    };
+    s.mark_dirty_expecting("a", "", event);
+    s.mark_dirty_expecting("a", "", Expect::Gone);
+    assert_eq!(s.tracked.get("a").map(|t| t.expect), Some(event));
 }
 
 fn summary(state: CriState, attempt: u32) -> ContainerSummary {

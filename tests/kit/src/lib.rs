@@ -106,14 +106,40 @@ pub fn vm_rss_kib(pid: u32) -> Result<u64> {
         .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
-/// Open file descriptors of process `pid` (entries of `/proc/PID/fd`).
+/// Open file descriptors of process `pid` (entries of `/proc/PID/fd`) but its pidfds, whose
+/// number follows the running containers (see [`pidfds`]).
 ///
 /// # Errors
 /// When the process is gone.
 pub fn open_fds(pid: u32) -> Result<usize> {
+    Ok(fd_targets(pid)?
+        .iter()
+        .filter(|t| t.as_str() != PIDFD_TARGET)
+        .count())
+}
+
+/// How many pidfds `pid` holds: Gannet watches one per running container, so their
+/// number follows the containers, not time ([`open_fds`] leaves them out).
+///
+/// # Errors
+/// When `/proc/<pid>/fd` cannot be read.
+pub fn pidfds(pid: u32) -> Result<usize> {
+    Ok(fd_targets(pid)?
+        .iter()
+        .filter(|t| t.as_str() == PIDFD_TARGET)
+        .count())
+}
+
+/// What a pidfd's `/proc/<pid>/fd` link reads.
+const PIDFD_TARGET: &str = "anon_inode:[pidfd]";
+
+/// The targets of `pid`'s open fds (an fd closed while reading is skipped).
+fn fd_targets(pid: u32) -> Result<Vec<String>> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
         .with_context(|| format!("reading /proc/{pid}/fd"))?
-        .count())
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect())
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a process the test starts.

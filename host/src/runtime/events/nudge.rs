@@ -20,6 +20,9 @@ pub enum Expect {
         /// The exit time the event carried (nanoseconds since the epoch, 0 when absent).
         exited_at_nanos: i64,
     },
+    /// The kernel says the process exited (its pidfd): EXITED, with the exit code only CRI
+    /// can give. CRI marks the exit 25-100 ms later; the fetch waits for it, bounded.
+    Gone,
 }
 
 /// A message to the loop from the event source.
@@ -49,7 +52,7 @@ impl Expect {
         match self {
             Self::Any => true,
             Self::Running => (record.state == ContainerState::Running && record.pid > 0) || exited,
-            Self::Exited { .. } => exited,
+            Self::Exited { .. } | Self::Gone => exited,
         }
     }
 }
