@@ -485,7 +485,11 @@ impl Runner {
                 now = version.as_str(),
             );
         }
-        crate::runtime::metrics::cri_api_negotiated(version, changed);
+        crate::runtime::metrics::cri_api_negotiated(
+            version.as_str(),
+            &CriApiVersion::ALL.map(CriApiVersion::as_str),
+            changed,
+        );
         self.cri_api = Some(version);
     }
 

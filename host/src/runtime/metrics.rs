@@ -17,7 +17,6 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::record::{ContainerState, Lifecycle};
-use crate::runtime::cri::CriApiVersion;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -140,16 +139,16 @@ pub(crate) fn event_stream_reconnected() {
     }
 }
 
-/// Records the CRI API version a connect negotiated; `changed` when it differs from the
-/// connection before.
-pub(crate) fn cri_api_negotiated(version: CriApiVersion, changed: bool) {
+/// Records the CRI API version a connect negotiated (`v1`), out of every version the
+/// client speaks (`versions`: each gets its gauge, 1 for the negotiated one); `changed`
+/// when it differs from the connection before. Names, not the client's type, so metrics
+/// import nothing of the client that records into them.
+pub(crate) fn cri_api_negotiated(version: &str, versions: &[&'static str], changed: bool) {
     let Some(m) = METRICS.get() else { return };
-    for v in CriApiVersion::ALL {
+    for v in versions {
         m.cri_api
-            .get_or_create(&ApiLabels {
-                version: v.as_str(),
-            })
-            .set(i64::from(v == version));
+            .get_or_create(&ApiLabels { version: v })
+            .set(i64::from(*v == version));
     }
     if changed {
         m.cri_api_changes.inc();
@@ -204,7 +203,7 @@ mod tests {
         event_stream_reconnected();
         lifecycle_event(Lifecycle::Added);
         containers_by_state([ContainerState::Running, ContainerState::Running].into_iter());
-        cri_api_negotiated(CriApiVersion::V1Alpha2, true);
+        cri_api_negotiated("v1alpha2", &["v1", "v1alpha2"], true);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)?;
         for expected in [
