@@ -234,6 +234,15 @@ async fn run_records_carry_the_rust_js_and_python_plugins_tags() -> Result<()> {
     Ok(())
 }
 
+/// True when the log has the Python probe's (`30-py`) failed call, for `reason`.
+fn python_call_failed(log: &str, reason: &str) -> bool {
+    log.lines().any(|l| {
+        l.contains("Plugin call failed; its changes were discarded.")
+            && l.contains("30-py")
+            && l.contains(reason)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_python_plugin_that_raises_gets_the_failure_policy_and_its_tag_is_rolled_back(
 ) -> Result<()> {
@@ -250,11 +259,7 @@ async fn run_python_plugin_that_raises_gets_the_failure_policy_and_its_tag_is_ro
         "tags {tags}\n{log}"
     );
     ensure!(
-        log.lines().any(
-            |l| l.contains("Plugin call failed; its changes were discarded.")
-                && l.contains("30-py")
-                && l.contains("probe raised on purpose")
-        ),
+        python_call_failed(&log, "probe raised on purpose"),
         "no failure logged\n{log}"
     );
     ensure!(
@@ -275,11 +280,7 @@ async fn run_python_plugin_that_loops_forever_is_stopped_by_the_deadline() -> Re
         "tags {tags}\n{log}"
     );
     ensure!(
-        log.lines().any(
-            |l| l.contains("Plugin call failed; its changes were discarded.")
-                && l.contains("30-py")
-                && l.contains("ran past its deadline")
-        ),
+        python_call_failed(&log, "ran past its deadline"),
         "no timeout logged\n{log}"
     );
     Ok(())
@@ -297,11 +298,7 @@ async fn run_python_plugin_that_allocates_without_bound_is_stopped_by_the_memory
         "tags {tags}\n{log}"
     );
     ensure!(
-        log.lines().any(
-            |l| l.contains("Plugin call failed; its changes were discarded.")
-                && l.contains("30-py")
-                && l.contains("hit its memory limit")
-        ),
+        python_call_failed(&log, "hit its memory limit"),
         "no memory failure logged\n{log}"
     );
     ensure!(
