@@ -15,6 +15,7 @@ mod directory;
 mod engine;
 mod epoch;
 mod host_state;
+mod imports;
 mod instance;
 mod metrics;
 mod plugin;
