@@ -3,7 +3,7 @@
 //!
 //! Owns the only code that differs per version on the export side: everything past here
 //! (instances, the chain) sees one [`Bindings`] type and one [`Verdict`]. The imports of
-//! every version are implemented once, in `host_state`, and all are in the one linker,
+//! every version are implemented once, in `imports`, and all are in the one linker,
 //! so a chain may mix plugins of different versions.
 
 use wasmtime::component::HasSelf;
