@@ -129,6 +129,18 @@ impl LoopUnderTest {
         .with_context(|| format!("events seen for {id}: {:?}", self.kinds(id)))
     }
 
+    /// Waits for container `id`'s `removed` after a `kill -9`: exited, with code 137.
+    pub(crate) async fn wait_killed(&self, id: &str) -> Result<ContainerEvent> {
+        let killed = self.wait_event(id, Lifecycle::Removed).await?;
+        ensure!(
+            killed.record.state == ContainerState::Exited,
+            "{:?}",
+            killed.record
+        );
+        ensure!(killed.record.exit_code == Some(137), "{:?}", killed.record);
+        Ok(killed)
+    }
+
     pub(crate) fn kinds(&self, id: &str) -> Vec<Lifecycle> {
         self.events_for(id).iter().map(|e| e.lifecycle).collect()
     }
@@ -328,13 +340,7 @@ async fn self_exit_and_kill_9_are_reported_exited_with_their_exit_codes() -> Res
     running.wait_event(&victim.id, Lifecycle::Added).await?;
     cri.kill_9(&victim).await?;
 
-    let killed = running.wait_event(&victim.id, Lifecycle::Removed).await?;
-    ensure!(
-        killed.record.state == ContainerState::Exited,
-        "{:?}",
-        killed.record
-    );
-    ensure!(killed.record.exit_code == Some(137), "{:?}", killed.record);
+    running.wait_killed(&victim.id).await?;
     let quit = running.wait_event(&quitter.id, Lifecycle::Removed).await?;
     ensure!(quit.record.exit_code == Some(3), "{:?}", quit.record);
     ensure!(quit.record.finished.is_some(), "{:?}", quit.record);
@@ -394,13 +400,7 @@ async fn a_kill_9_is_seen_from_the_kernel_long_before_the_next_poll() -> Result<
     cri.kill_9(&victim).await?;
     // Within TIMEOUT (30 s), far from the next sync: the exit came from the kernel, and the
     // record still carries CRI's exit code (the fetch waited for CRI to catch up).
-    let killed = running.wait_event(&victim.id, Lifecycle::Removed).await?;
-    ensure!(
-        killed.record.state == ContainerState::Exited,
-        "{:?}",
-        killed.record
-    );
-    ensure!(killed.record.exit_code == Some(137), "{:?}", killed.record);
+    running.wait_killed(&victim.id).await?;
     running.stop().await?;
     cri.remove_pod(&pod).await
 }

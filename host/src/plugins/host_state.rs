@@ -270,9 +270,9 @@ impl WasiView for HostState {
 mod tests {
     use super::*;
     use crate::plugins::imports::{Handle, R};
-    use crate::record::ContainerState;
     use crate::plugins::wit::v0_2::gannet::plugin::container::HostContainer;
     use crate::plugins::wit::v0_2::gannet::plugin::types;
+    use crate::record::ContainerState;
     use gannet_record::Field;
 
     /// A host call that reads one value, as the text `select` would give for it.
