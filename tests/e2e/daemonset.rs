@@ -126,7 +126,6 @@ impl Site {
             host_paths: vec![
                 ("/".into(), self.host_root.clone()),
                 ("/run/containerd".into(), self.lab.lab().to_path_buf()),
-                ("/var/log/pods".into(), self.lab.lab().join("logs")),
                 ("/var/cache/gannet/plugins".into(), self.cache_dir()),
                 ("/run/gannet".into(), self.work.path().join("api")),
             ],
@@ -410,5 +409,190 @@ async fn the_manifests_pod_runs_on_the_lab_and_discovers_the_node() -> Result<()
         r["state"] == "running"
     })
     .await?;
+    Ok(())
+}
+
+impl Agent {
+    /// Waits until a log line of the agent contains every one of `needles`; that line.
+    async fn wait_log(&self, needles: &[&str]) -> Result<String> {
+        wait_until(TIMEOUT, &format!("a log line with {needles:?}"), || async {
+            Ok(self
+                .log()
+                .into_iter()
+                .map(|(_, line)| line)
+                .find(|line| needles.iter().all(|n| line.contains(n))))
+        })
+        .await
+        .with_context(|| format!("agent log:\n{}", self.log_tail(30)))
+    }
+
+    /// The agent is alive but not ready, and its container has not exited: not a crash
+    /// loop in the making.
+    async fn assert_up_but_not_ready(&self, cri: &CriDriver) -> Result<()> {
+        wait_until(TIMEOUT, "the health listener", || async {
+            Ok((self.probe_status("liveness").ok() == Some(200)).then_some(()))
+        })
+        .await
+        .with_context(|| format!("agent log:\n{}", self.log_tail(30)))?;
+        for _ in 0..3 {
+            ensure!(self.probe_status("readiness")? == 503, "ready");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let status = cri.status(self.container()?).await?;
+        ensure!(
+            status.state == 1,
+            "the agent container left running (state {}, exit {}):\n{}",
+            status.state,
+            status.exit_code,
+            self.log_tail(30)
+        );
+        Ok(())
+    }
+}
+
+/// The manifest with one change, run as pod `name`.
+async fn run_variant(
+    site: &Site,
+    name: &str,
+    edit: impl FnOnce(&mut DaemonSet) -> Result<()>,
+) -> Result<Agent> {
+    let mut manifest = site.manifest()?;
+    edit(&mut manifest)?;
+    site.run(&manifest, name).await
+}
+
+/// Least privilege: the manifest adds no capability, and mounts everything read-only but
+/// the plugin cache and the API socket directory. Each of those grants, and uid 0, is
+/// shown needed by what breaks without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_grant_the_manifest_keeps_is_needed() -> Result<()> {
+    let site = Site::new("daemonset-privilege").await?;
+    let cri = &site.cri;
+    let manifest = site.manifest()?;
+    let gannet = manifest
+        .template
+        .spec
+        .containers
+        .iter()
+        .find(|c| c.name == "gannet")
+        .context("no gannet container")?;
+    let security = gannet.security_context.clone().unwrap_or_default();
+    let caps = security.capabilities.clone().unwrap_or_default();
+    ensure!(
+        caps.add.is_empty() && caps.drop == ["ALL"],
+        "capabilities {caps:?}"
+    );
+    ensure!(security.read_only_root_filesystem == Some(true));
+    let writable: Vec<&str> = gannet
+        .volume_mounts
+        .iter()
+        .filter(|m| !m.read_only)
+        .map(|m| m.name.as_str())
+        .collect();
+    ensure!(
+        writable == ["plugin-cache", "api"],
+        "writable mounts {writable:?}"
+    );
+
+    // Not root: it cannot create its API sockets in the node's root-owned /run/gannet,
+    // and exits naming the socket.
+    let as_nobody = |m: &mut DaemonSet| {
+        m.container_mut("gannet")?
+            .security_context
+            .get_or_insert_with(Default::default)
+            .run_as_user = Some(65534);
+        Ok(())
+    };
+    let agent = run_variant(&site, "gannet-nobody", as_nobody).await?;
+    agent
+        .wait_log(&["/run/gannet/api.sock", "Permission denied"])
+        .await?;
+    cri.remove_pod(&agent.running.pod).await?;
+    // Even with its own API and cache directories, the root-owned containerd socket
+    // (0660) refuses it: not ready, and the log says why.
+    let mut node = site.node("gannet-nobody-own-dirs")?;
+    let own = |name: &str| -> Result<PathBuf> {
+        let dir = site.work.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534))?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Ok(dir)
+    };
+    let (own_api, own_cache) = (own("api-nobody")?, own("cache-nobody")?);
+    for (from, to) in &mut node.host_paths {
+        if from == Path::new("/run/gannet") {
+            *to = own_api.clone();
+        } else if from == Path::new("/var/cache/gannet/plugins") {
+            *to = own_cache.clone();
+        }
+    }
+    let mut manifest_nobody = site.manifest()?;
+    as_nobody(&mut manifest_nobody)?;
+    let agent = site.run_on(&manifest_nobody, &node).await?;
+    agent
+        .wait_log(&["permission denied on runtime socket /run/containerd/containerd.sock"])
+        .await?;
+    agent.assert_up_but_not_ready(cri).await?;
+    cri.remove_pod(&agent.running.pod).await?;
+
+    // The API socket directory read-only: the API cannot listen, and says where.
+    let agent = run_variant(&site, "gannet-api-ro", |m| {
+        for mount in &mut m.container_mut("gannet")?.volume_mounts {
+            if mount.name == "api" {
+                mount.read_only = true;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let line = agent.wait_log(&["/run/gannet/api.sock"]).await?;
+    ensure!(line.contains("ead-only"), "{line}");
+    cri.remove_pod(&agent.running.pod).await?;
+
+    // The plugin cache read-only: the agent refuses to start, naming the cache (a restart
+    // must not compile every plugin again, nor run without the cache it was given).
+    let agent = run_variant(&site, "gannet-cache-ro", |m| {
+        for mount in &mut m.container_mut("gannet")?.volume_mounts {
+            if mount.name == "plugin-cache" {
+                mount.read_only = true;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    agent
+        .wait_log(&[
+            "plugin cache \"/var/cache/gannet/plugins\"",
+            "Read-only file system",
+        ])
+        .await?;
+    cri.remove_pod(&agent.running.pod).await?;
+    Ok(())
+}
+
+/// A node without the host root or the containerd socket directory the manifest names: a
+/// clear log line, `/readyz` false, and the agent keeps running (no crash loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_host_root_or_socket_directory_is_not_ready_and_not_a_crash_loop() -> Result<()> {
+    let site = Site::new("daemonset-missing").await?;
+    let cri = &site.cri;
+    let manifest = site.manifest()?;
+    let empty = site.lab.empty_host_root()?;
+    for (host_path, needles) in [
+        ("/run/containerd", vec!["/run/containerd/containerd.sock"]),
+        ("/", vec!["/host"]),
+    ] {
+        let dir = empty.clone();
+        let mut node = site.node(&format!("gannet-missing-{}", host_path.len()))?;
+        for (from, to) in &mut node.host_paths {
+            if from == Path::new(host_path) {
+                *to = dir.clone();
+            }
+        }
+        let agent = site.run_on(&manifest, &node).await?;
+        agent.wait_log(&needles).await?;
+        agent.assert_up_but_not_ready(cri).await?;
+        cri.remove_pod(&agent.running.pod).await?;
+    }
     Ok(())
 }

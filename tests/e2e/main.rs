@@ -23,3 +23,5 @@ mod plugin_new;
 mod events;
 // Faults added by the test kit's fault proxy in front of the real containerd.
 mod faults;
+// deploy/daemonset.yaml run for real: both images built here, the pod created through CRI.
+mod daemonset;

@@ -11,6 +11,10 @@
 #   containerd.sh restart LAB          stop containerd alone (containers keep running), start it
 #   containerd.sh stop-daemon LAB      stop containerd alone, by pid
 #   containerd.sh start-daemon LAB     start containerd again with the LAB's config
+#   containerd.sh import LAB ARCHIVE...  import OCI image archives (scripts/image.sh) into LAB
+#   containerd.sh host-root LAB [empty]  make LAB/host-root, a stand-in for the node's /
+#                                      (shared mounts, /proc inside) for a pod's hostPath `/`;
+#                                      with `empty`, LAB/empty-host-root: an empty one
 #   containerd.sh reap-after PID LAB   wait until process PID exits, then `down LAB`
 #                                      (tears down a lab that a test process started)
 #
@@ -83,51 +87,9 @@ deps() {
 }
 
 # ---------------------------------------------------------------------------------------
-# images: OCI image-layout tar archives, deterministic (sorted names, owner 0, mtime 0, gzip -n)
-TAR_FLAGS=(--sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 --format=gnu)
-
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-size() { stat -c %s "$1"; }
-
-# blob FILE LAYOUT: move FILE into LAYOUT/blobs/sha256/<digest>; prints the digest (hex).
-blob() {
-  local d
-  d="$(sha "$1")"
-  mv "$1" "$2/blobs/sha256/$d"
-  echo "$d"
-}
-
-# oci_archive ROOTFS REF CONFIG_JSON OUT: one-layer image of ROOTFS named REF, written to OUT.
-oci_archive() {
-  local rootfs="$1" ref="$2" img_config="$3" out="$4"
-  local work layout arch diff_id layer layer_size cfg cfg_size man man_size
-  work="$(mktemp -d "$(dirname "$out")/.oci.XXXXXX")"
-  layout="$work/layout"
-  mkdir -p "$layout/blobs/sha256"
-  arch="$(dpkg --print-architecture)"
-  # shellcheck disable=SC2012 # names are plain ASCII; ls sorts them
-  tar "${TAR_FLAGS[@]}" -C "$rootfs" -cf "$work/layer.tar" $(ls -A "$rootfs")
-  diff_id="$(sha "$work/layer.tar")"
-  gzip -n -6 -c "$work/layer.tar" > "$work/layer.tar.gz"
-  layer_size="$(size "$work/layer.tar.gz")"
-  layer="$(blob "$work/layer.tar.gz" "$layout")"
-  printf '{"architecture":"%s","config":%s,"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"tests/harness/containerd.sh"}],"os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
-    "$arch" "$img_config" "$diff_id" > "$work/config.json"
-  cfg_size="$(size "$work/config.json")"
-  cfg="$(blob "$work/config.json" "$layout")"
-  printf '{"config":{"digest":"sha256:%s","mediaType":"application/vnd.oci.image.config.v1+json","size":%s},"layers":[{"digest":"sha256:%s","mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":%s}],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}' \
-    "$cfg" "$cfg_size" "$layer" "$layer_size" > "$work/manifest.json"
-  man_size="$(size "$work/manifest.json")"
-  man="$(blob "$work/manifest.json" "$layout")"
-  printf '{"manifests":[{"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"},"digest":"sha256:%s","mediaType":"application/vnd.oci.image.manifest.v1+json","platform":{"architecture":"%s","os":"linux"},"size":%s}],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}' \
-    "$ref" "${ref##*:}" "$man" "$arch" "$man_size" > "$layout/index.json"
-  printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
-  chmod 755 "$layout" "$layout/blobs" "$layout/blobs/sha256"
-  chmod 644 "$layout"/blobs/sha256/* "$layout/index.json" "$layout/oci-layout"
-  tar "${TAR_FLAGS[@]}" -C "$layout" -cf "$work/image.tar" blobs index.json oci-layout
-  mv "$work/image.tar" "$out"
-  rm -rf "$work"
-}
+# images: OCI image-layout tar archives (scripts/lib/oci.sh: deterministic, ctr-importable)
+# shellcheck source=../../scripts/lib/oci.sh
+. "$HERE/../../scripts/lib/oci.sh"
 
 images() {
   local out="$1" work a
@@ -140,7 +102,8 @@ images() {
   strip "$work/pause/pause"
   chmod 755 "$work/pause" "$work/pause/pause"
   oci_archive "$work/pause" "$PAUSE_IMAGE" \
-    '{"Entrypoint":["/pause"],"Env":["PATH=/bin"],"User":"0"}' "$work/pause.tar"
+    '{"Entrypoint":["/pause"],"Env":["PATH=/bin"],"User":"0"}' "$work/pause.tar" \
+    tests/harness/containerd.sh >/dev/null
   # busybox: Debian's static busybox plus one symlink per applet.
   local bb="$work/busybox"
   mkdir -p "$bb"/{bin,dev,etc,proc,sys,tmp,var/log,root,data}
@@ -158,7 +121,7 @@ images() {
   chmod 644 "$bb/etc/passwd" "$bb/etc/group"
   oci_archive "$bb" "$BUSYBOX_IMAGE" \
     '{"Cmd":["/bin/sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}' \
-    "$work/busybox.tar"
+    "$work/busybox.tar" tests/harness/containerd.sh >/dev/null
   # Publish atomically: concurrent labs may share one image directory.
   mv "$work/pause.tar" "$out/pause.tar"
   mv "$work/busybox.tar" "$out/busybox.tar"
@@ -293,6 +256,49 @@ stop_daemon() {
   rm -f "$lab/containerd.pid"
 }
 
+# import_images LAB ARCHIVE...: imports OCI archives into LAB's k8s.io namespace (where CRI
+# sees them), unpacked for the lab's snapshotter.
+import_images() {
+  local lab="$1" a
+  shift
+  for a in "$@"; do
+    [ -f "$a" ] || die "no image archive $a"
+    ctr --address "$lab/containerd.sock" -n k8s.io images import --snapshotter "$SNAPSHOTTER" "$a" >/dev/null
+  done
+}
+
+# host_root LAB: LAB/host-root, a stand-in for the node's root filesystem as a pod's hostPath
+# `/` sees it: a bind of / (not recursive) with /proc, and the filesystem holding LAB when
+# it is not /, bound inside, all made shared mounts, as on a systemd host (a hostPath
+# mounted with HostToContainer propagation must come from a shared or slave mount, and
+# this machine's / may be private). With `empty`: LAB/empty-host-root, an empty shared
+# mount, for a node that lacks what the manifest mounts. Prints the path; `down` unmounts
+# it with the lab's other mounts. Idempotent.
+host_root() {
+  local lab="$1" r="$1/host-root" fs
+  if [ "${2:-}" = empty ]; then
+    # An empty node root (a node missing what the manifest mounts), shared all the same.
+    r="$lab/empty-host-root"
+    if ! awk -v r="$r" '$5 == r' /proc/self/mountinfo | grep -q .; then
+      mkdir -p "$r"
+      mount --bind "$r" "$r"
+      mount --make-shared "$r"
+    fi
+    echo "$r"
+    return
+  fi
+  if awk -v r="$r" '$5 == r' /proc/self/mountinfo | grep -q .; then echo "$r"; return; fi
+  mkdir -p "$r"
+  mount --bind / "$r"
+  mount --bind /proc "$r/proc"
+  fs="$(findmnt -n -o TARGET --target "$lab")"
+  if [ "$fs" != / ]; then mount --bind "$fs" "$r$fs"; fi
+  mount --make-shared "$r"
+  mount --make-shared "$r/proc"
+  if [ "$fs" != / ]; then mount --make-shared "$r$fs"; fi
+  echo "$r"
+}
+
 up() {
   local lab
   [ "$(id -u)" = 0 ] || die "run as root: containerd, runc and the pod cgroups need it"
@@ -317,9 +323,7 @@ up() {
     log_tail "$lab"
     exit 1
   fi
-  for i in pause busybox; do
-    ctr --address "$sock" -n k8s.io images import --snapshotter "$SNAPSHOTTER" "$imgs/$i.tar" >/dev/null
-  done
+  import_images "$lab" "$imgs/pause.tar" "$imgs/busybox.tar"
   local net="host network only"
   [ -f "$lab/pod-network" ] && net="pod network $(net_field "$lab" subnet) on $(net_field "$lab" bridge)"
   say "up: $lab (pid $(daemon_pid "$lab"), socket $sock, namespace k8s.io, cgroup root $(cgroup_root_of "$lab"), $net)"
@@ -622,6 +626,8 @@ case "$cmd" in
   restart) lab="$(lab_dir "${2:-}")"; stop_daemon "$lab"; start_daemon "$lab" ;;
   stop-daemon) stop_daemon "$(lab_dir "${2:-}")" ;;
   start-daemon) start_daemon "$(lab_dir "${2:-}")" ;;
+  host-root) host_root "$(lab_dir "${2:-}")" "${3:-}" ;;
+  import) [ -n "${3:-}" ] || die "usage: $0 import LAB ARCHIVE..."; lab="$(lab_dir "$2")"; shift 2; import_images "$lab" "$@" ;;
   reap-after) [ -n "${2:-}" ] && [ -n "${3:-}" ] || die "usage: $0 reap-after PID LAB"; reap_after "$2" "$3" ;;
-  *) echo "usage: $0 deps | images DIR | up LAB | down LAB | restart LAB | stop-daemon LAB | start-daemon LAB | reap-after PID LAB" >&2; exit 2 ;;
+  *) echo "usage: $0 deps | images DIR | up LAB | down LAB | restart LAB | stop-daemon LAB | start-daemon LAB | import LAB ARCHIVE... | host-root LAB [empty] | reap-after PID LAB" >&2; exit 2 ;;
 esac

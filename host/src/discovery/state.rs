@@ -11,7 +11,7 @@ use super::config::Config;
 use super::dirs::DirCache;
 use super::error::DiscoveryError;
 use super::fetch::{connect, FetchContext};
-use crate::liveness::Liveness;
+use crate::liveness::{HostRoot, Liveness};
 use crate::runtime::cri::{ContainerSummary, SandboxSummary};
 use crate::runtime::events::Expect;
 use crate::table::Generation;
@@ -153,6 +153,14 @@ pub(super) async fn list_runtime(
     started: tokio::time::Instant,
 ) -> Listed {
     let result = async {
+        // Before the runtime: without the node's /proc every pid looks dead.
+        let proc_stat = HostRoot::new(&config.host_root).resolve("/proc/stat");
+        if !proc_stat.is_file() {
+            return Err(DiscoveryError::HostRootWithoutProc {
+                host_root: config.host_root.clone(),
+                proc_stat,
+            });
+        }
         let ctx = match ctx {
             Some(ctx) => ctx,
             None => connect(&config, &mut warned_not_containerd).await?,

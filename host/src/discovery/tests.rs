@@ -318,3 +318,28 @@ fn mark_dirty_grows_the_generation_and_fills_the_dirty_set() {
         Some("sb")
     );
 }
+
+#[tokio::test]
+async fn a_host_root_without_the_nodes_proc_fails_the_sync_before_any_runtime_call() {
+    let Ok(empty) = tempfile::tempdir() else {
+        panic!("no temp dir");
+    };
+    let config = Config {
+        host_root: empty.path().to_path_buf(),
+        socket: Some("/nonexistent/containerd.sock".into()),
+        ..Config::default()
+    };
+    let listed = state::list_runtime(config, None, false, true, tokio::time::Instant::now()).await;
+    let Err(error) = listed.result else {
+        panic!("a sync with an empty host root succeeded");
+    };
+    assert!(
+        matches!(error, DiscoveryError::HostRootWithoutProc { .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("proc/stat") && text.contains("hostPath /"),
+        "{text}"
+    );
+}

@@ -317,6 +317,46 @@ impl Containerd {
         CriDriver::connect(self).await
     }
 
+    /// Imports OCI image archives (`scripts/image.sh`, `scripts/plugin-image.sh`) into the
+    /// lab's `k8s.io` namespace, where CRI finds them by name.
+    ///
+    /// # Errors
+    /// When an archive is missing or `ctr` refuses it.
+    pub fn import_images(&self, archives: &[&Path]) -> Result<()> {
+        let mut args: Vec<&OsStr> = vec!["import".as_ref(), self.lab.as_os_str()];
+        args.extend(archives.iter().map(|a| a.as_os_str()));
+        run_script(&args, Some(&self.lab))
+    }
+
+    /// A stand-in for the node's root filesystem, as a pod's hostPath `/` sees it:
+    /// `LAB/host-root`, a shared bind of `/` with the host's `/proc` inside
+    /// (`containerd.sh host-root`). Torn down with the lab.
+    ///
+    /// # Errors
+    /// On a shared lab, or when the mounts fail.
+    pub fn host_root_stand_in(&self) -> Result<PathBuf> {
+        self.require_private("host_root_stand_in")?;
+        run_script(
+            &["host-root".as_ref(), self.lab.as_os_str()],
+            Some(&self.lab),
+        )?;
+        Ok(self.lab.join("host-root"))
+    }
+
+    /// An empty stand-in for a node's root (a shared mount of an empty directory,
+    /// `LAB/empty-host-root`): a node missing what the manifest mounts.
+    ///
+    /// # Errors
+    /// On a shared lab, or when the mount fails.
+    pub fn empty_host_root(&self) -> Result<PathBuf> {
+        self.require_private("empty_host_root")?;
+        run_script(
+            &["host-root".as_ref(), self.lab.as_os_str(), "empty".as_ref()],
+            Some(&self.lab),
+        )?;
+        Ok(self.lab.join("empty-host-root"))
+    }
+
     /// Stops containerd alone, by pid, and starts it again: containers keep running.
     ///
     /// # Errors

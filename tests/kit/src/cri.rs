@@ -12,7 +12,7 @@
 //! The driver remembers the pods it created. Dropping it stops and removes those still
 //! there (and their pod cgroups), so a test removes exactly its own pods.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -346,34 +346,10 @@ impl CriDriver {
     /// When RunPodSandbox fails.
     pub async fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
         let name = format!("{}-{}", spec.name_prefix, random_hex(3)?);
-        let uid = random_uuid()?;
-        let log_dir = self
-            .lab
-            .join("logs")
-            .join(format!("{}_{}_{}", spec.namespace, name, uid));
-        std::fs::create_dir_all(&log_dir)
-            .with_context(|| format!("creating {}", log_dir.display()))?;
-        let host_data = self.lab.join("hostdata").join(&name);
-        std::fs::create_dir_all(&host_data)
-            .with_context(|| format!("creating {}", host_data.display()))?;
-        let cgroup_parent = format!("/{}/pod{uid}", self.cgroup_root);
-
-        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-        labels.insert("io.kubernetes.pod.name".into(), name.clone());
-        labels.insert("io.kubernetes.pod.namespace".into(), spec.namespace.clone());
-        labels.insert("io.kubernetes.pod.uid".into(), uid.clone());
-        let mut annotations: HashMap<String, String> =
-            spec.annotations.clone().into_iter().collect();
-        annotations.insert(
-            "kubernetes.io/config.seen".into(),
-            "2026-01-01T00:00:00.000000000Z".into(),
-        );
-        annotations.insert("kubernetes.io/config.source".into(), "api".into());
-
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.clone(),
-                uid: uid.clone(),
+                uid: random_uuid()?,
                 namespace: spec.namespace.clone(),
                 attempt: spec.attempt,
             }),
@@ -384,11 +360,9 @@ impl CriDriver {
             } else {
                 String::new()
             },
-            log_directory: log_dir.to_string_lossy().into_owned(),
-            labels,
-            annotations,
+            labels: spec.labels.clone().into_iter().collect(),
+            annotations: spec.annotations.clone().into_iter().collect(),
             linux: Some(LinuxPodSandboxConfig {
-                cgroup_parent: cgroup_parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(namespaces(spec.pod_network)),
                     ..Default::default()
@@ -397,6 +371,55 @@ impl CriDriver {
             }),
             ..Default::default()
         };
+        self.run_sandbox(config).await
+    }
+
+    /// Runs a pod sandbox from a config the caller built (a translated manifest, say),
+    /// adding what a kubelet adds: the pod log directory, the pod cgroup under the lab's
+    /// cgroup root, the `io.kubernetes.pod.*` labels and the `kubernetes.io/config.*`
+    /// annotations. The config's metadata names the pod. The driver removes it when dropped.
+    ///
+    /// # Errors
+    /// When the config has no metadata, or RunPodSandbox fails.
+    pub async fn run_sandbox(&self, mut config: PodSandboxConfig) -> Result<Pod> {
+        let meta = config
+            .metadata
+            .clone()
+            .ok_or_else(|| anyhow!("a pod sandbox config needs metadata (name, uid, namespace)"))?;
+        let log_dir = self
+            .lab
+            .join("logs")
+            .join(format!("{}_{}_{}", meta.namespace, meta.name, meta.uid));
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
+        let host_data = self.lab.join("hostdata").join(&meta.name);
+        std::fs::create_dir_all(&host_data)
+            .with_context(|| format!("creating {}", host_data.display()))?;
+        let cgroup_parent = format!("/{}/pod{}", self.cgroup_root, meta.uid);
+        config
+            .labels
+            .insert("io.kubernetes.pod.name".into(), meta.name.clone());
+        config
+            .labels
+            .insert("io.kubernetes.pod.namespace".into(), meta.namespace.clone());
+        config
+            .labels
+            .insert("io.kubernetes.pod.uid".into(), meta.uid.clone());
+        config.annotations.insert(
+            "kubernetes.io/config.seen".into(),
+            "2026-01-01T00:00:00.000000000Z".into(),
+        );
+        config
+            .annotations
+            .insert("kubernetes.io/config.source".into(), "api".into());
+        config.log_directory = log_dir.to_string_lossy().into_owned();
+        let linux = config.linux.get_or_insert_with(Default::default);
+        linux.cgroup_parent = cgroup_parent.clone();
+        let pod_network = linux
+            .security_context
+            .as_ref()
+            .and_then(|s| s.namespace_options.as_ref())
+            .is_some_and(|n| n.network == NamespaceMode::Pod as i32);
         let request = RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: String::new(),
@@ -410,17 +433,17 @@ impl CriDriver {
             )
             .await?
             .pod_sandbox_id;
-        lock(&self.pods).push((id.clone(), uid.clone()));
+        lock(&self.pods).push((id.clone(), meta.uid.clone()));
         Ok(Pod {
             id,
-            name,
-            namespace: spec.namespace.clone(),
-            uid,
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
             log_dir,
             host_data,
             cgroup_parent,
             config,
-            pod_network: spec.pod_network,
+            pod_network,
         })
     }
 
@@ -429,32 +452,6 @@ impl CriDriver {
     /// # Errors
     /// When CreateContainer fails.
     pub async fn create_container(&self, pod: &Pod, spec: &ContainerSpec) -> Result<CriContainer> {
-        let log_rel = format!("{}/{}.log", spec.name, spec.attempt);
-        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-        labels.insert("io.kubernetes.container.name".into(), spec.name.clone());
-        labels.insert("io.kubernetes.pod.name".into(), pod.name.clone());
-        labels.insert("io.kubernetes.pod.namespace".into(), pod.namespace.clone());
-        labels.insert("io.kubernetes.pod.uid".into(), pod.uid.clone());
-        let mut annotations: HashMap<String, String> =
-            spec.annotations.clone().into_iter().collect();
-        for (k, v) in [
-            ("io.kubernetes.container.hash", "1a2b3c4d".to_string()),
-            (
-                "io.kubernetes.container.restartCount",
-                spec.attempt.to_string(),
-            ),
-            (
-                "io.kubernetes.container.terminationMessagePath",
-                "/dev/termination-log".to_string(),
-            ),
-            (
-                "io.kubernetes.container.terminationMessagePolicy",
-                "File".to_string(),
-            ),
-            ("io.kubernetes.pod.terminationGracePeriod", "30".to_string()),
-        ] {
-            annotations.insert(k.to_string(), v);
-        }
         let mounts = if spec.host_mount {
             vec![Mount {
                 container_path: "/data".into(),
@@ -486,9 +483,8 @@ impl CriDriver {
                 })
                 .collect(),
             mounts,
-            labels,
-            annotations,
-            log_path: log_rel.clone(),
+            labels: spec.labels.clone().into_iter().collect(),
+            annotations: spec.annotations.clone().into_iter().collect(),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
                     namespace_options: Some(namespaces(pod.pod_network)),
@@ -503,6 +499,52 @@ impl CriDriver {
             }),
             ..Default::default()
         };
+        self.create_container_from(pod, config).await
+    }
+
+    /// Creates a container in `pod` from a config the caller built (not started), adding
+    /// what a kubelet adds: the log path `<name>/<attempt>.log`, the `io.kubernetes.*`
+    /// labels and the container annotations (hash, restart count, termination message).
+    ///
+    /// # Errors
+    /// When the config has no metadata, or CreateContainer fails.
+    pub async fn create_container_from(
+        &self,
+        pod: &Pod,
+        mut config: ContainerConfig,
+    ) -> Result<CriContainer> {
+        let meta = config
+            .metadata
+            .clone()
+            .ok_or_else(|| anyhow!("a container config needs metadata (name, attempt)"))?;
+        let log_rel = format!("{}/{}.log", meta.name, meta.attempt);
+        for (k, v) in [
+            ("io.kubernetes.container.name", meta.name.clone()),
+            ("io.kubernetes.pod.name", pod.name.clone()),
+            ("io.kubernetes.pod.namespace", pod.namespace.clone()),
+            ("io.kubernetes.pod.uid", pod.uid.clone()),
+        ] {
+            config.labels.insert(k.to_string(), v);
+        }
+        for (k, v) in [
+            ("io.kubernetes.container.hash", "1a2b3c4d".to_string()),
+            (
+                "io.kubernetes.container.restartCount",
+                meta.attempt.to_string(),
+            ),
+            (
+                "io.kubernetes.container.terminationMessagePath",
+                "/dev/termination-log".to_string(),
+            ),
+            (
+                "io.kubernetes.container.terminationMessagePolicy",
+                "File".to_string(),
+            ),
+            ("io.kubernetes.pod.terminationGracePeriod", "30".to_string()),
+        ] {
+            config.annotations.entry(k.to_string()).or_insert(v);
+        }
+        config.log_path = log_rel.clone();
         let request = CreateContainerRequest {
             pod_sandbox_id: pod.id.clone(),
             config: Some(config),
@@ -519,8 +561,8 @@ impl CriDriver {
             .container_id;
         Ok(CriContainer {
             id,
-            name: spec.name.clone(),
-            attempt: spec.attempt,
+            name: meta.name,
+            attempt: meta.attempt,
             pod_id: pod.id.clone(),
             log_path: pod.log_dir.join(log_rel),
         })

@@ -49,6 +49,7 @@
 
 mod containerd;
 mod cri;
+pub mod daemonset;
 pub mod fault_proxy;
 mod gannet;
 mod http_server;
