@@ -2,18 +2,21 @@
 # Builds Gannet's container image with no Docker engine: an OCI image archive that
 # `ctr -n k8s.io images import` (or `docker load`, `podman load`) takes.
 #
-#   scripts/image.sh [--out DIR] [--binary PATH] [--name REF]
+#   scripts/image.sh [--out DIR] [--binary PATH] [--name REF] [--rootfs-only DIR]
 #
 #   --out DIR      where gannet-image.tar goes (default: target/image); its path is printed
 #   --binary PATH  the gannet binary to pack (default: `cargo build --release -p gannet`,
 #                  then target/release/gannet). The e2e tests pack their debug build.
 #   --name REF     the image reference (default docker.io/library/gannet:<version>, which is
 #                  what the manifest's `image: gannet:<version>` resolves to)
+#   --rootfs-only DIR
+#                  write the image's file tree into DIR and stop (deploy/Dockerfile copies
+#                  it into a FROM scratch image, so both ways give the same files)
 #
 # The image is the glibc binary with exactly the shared libraries `ldd` lists, Debian's CA
 # bundle (for https:// outputs with no tls.ca_file), /etc/passwd and /etc/group, and the
 # directories the manifest mounts over. No shell, no package manager. Why glibc and not a
-# static musl build: docs/deploy.md ("The image").
+# static musl build: deploy/README.md ("The image").
 #
 # Reproducible: one layer, files sorted, owner 0:0, mtime 0, gzip -n, a fixed created
 # time (scripts/lib/oci.sh), so the same binary and Debian packages give the same digest.
@@ -25,10 +28,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/lib/oci.sh"
 
 die() { echo "scripts/image.sh: error: $*" >&2; exit 1; }
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 OUT="$ROOT/target/image"
 BINARY=""
+ROOTFS_ONLY=""
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 NAME="docker.io/library/gannet:$VERSION"
 while [ $# -gt 0 ]; do
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || die "--out needs a directory"; OUT="$2"; shift 2 ;;
     --binary) [ $# -ge 2 ] || die "--binary needs a path"; BINARY="$2"; shift 2 ;;
     --name) [ $# -ge 2 ] || die "--name needs an image reference"; NAME="$2"; shift 2 ;;
+    --rootfs-only) [ $# -ge 2 ] || die "--rootfs-only needs a directory"; ROOTFS_ONLY="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -64,7 +69,7 @@ trap 'rm -rf "$WORK"' EXIT
 R="$WORK/rootfs"
 
 # The directories the DaemonSet mounts over (a read-only root cannot grow them) and /tmp.
-mkdir -p "$R"/{usr/local/bin,etc/ssl/certs,etc/gannet/plugins,host,run/containerd,run/gannet,var/cache/gannet/plugins,var/log/pods,tmp}
+mkdir -p "$R"/{usr/local/bin,etc/ssl/certs,etc/gannet/plugins,host,run/containerd,run/gannet,var/cache/gannet/plugins,tmp}
 install -m 0755 "$BINARY" "$R/usr/local/bin/gannet"
 # Exactly the shared libraries the binary loads, at the paths the loader looks for them.
 # `ldd` prints "name => /path (addr)" for libraries and "/path (addr)" for the loader.
@@ -79,6 +84,12 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
 chmod 0644 "$R/etc/passwd" "$R/etc/group"
 find "$R" -type d -exec chmod 0755 {} +
 chmod 1777 "$R/tmp"
+if [ -n "$ROOTFS_ONLY" ]; then
+  mkdir -p "$ROOTFS_ONLY"
+  cp -a "$R/." "$ROOTFS_ONLY/"
+  echo "$ROOTFS_ONLY"
+  exit 0
+fi
 
 CONFIG=$(printf '{"Entrypoint":["/usr/local/bin/gannet"],"Cmd":["run","--config","/etc/gannet/gannet.toml"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin"],"User":"0:0","WorkingDir":"/","ExposedPorts":{"9464/tcp":{}},"Labels":{"org.opencontainers.image.title":"gannet","org.opencontainers.image.version":"%s","org.opencontainers.image.description":"Gannet node agent: container discovery with WebAssembly plugins"}}' "$VERSION")
 DIGEST=$(oci_archive "$R" "$NAME" "$CONFIG" "$WORK/gannet-image.tar" scripts/image.sh)

@@ -317,6 +317,22 @@ async fn the_manifests_pod_runs_on_the_lab_and_discovers_the_node() -> Result<()
     agent.wait_ready(cri).await?;
     ensure!(agent.probe_status("liveness")? == 200, "liveness probe");
 
+    // The image is reproducible: the same binary gives the same archive, byte for byte.
+    let images = site.work.path().join("images");
+    let again = script(
+        "scripts/image.sh",
+        &[
+            "--binary".as_ref(),
+            Gannet::bin()?.as_os_str(),
+            "--out".as_ref(),
+            site.work.path().join("images-again").as_os_str(),
+        ],
+    )?;
+    ensure!(
+        std::fs::read(images.join("gannet-image.tar"))? == std::fs::read(&again)?,
+        "two builds of the image differ"
+    );
+
     // The broken plugin is refused by name; the agent runs on the four others.
     let refused = agent.logged("Plugin refused.");
     ensure!(
@@ -357,6 +373,18 @@ async fn the_manifests_pod_runs_on_the_lab_and_discovers_the_node() -> Result<()
     ensure!(
         r["tags"].as_object().is_some_and(|t| !t.is_empty()),
         "the plugins tagged it: {r}"
+    );
+
+    // The check deploy/README.md gives (`kubectl exec … gannet list`), as CRI exec.
+    let listed = cri
+        .exec_sync(
+            agent.container()?,
+            &["gannet", "list", "--json", "--host-root", "/host"],
+        )
+        .await?;
+    ensure!(
+        listed.exit_code == 0 && listed.stdout.contains(&before.id),
+        "gannet list in the pod: {listed:?}"
     );
 
     // kill -9 → `removed` at the output, with the exit code.
@@ -405,10 +433,68 @@ async fn the_manifests_pod_runs_on_the_lab_and_discovers_the_node() -> Result<()
         "the second pod compiled:\n{}",
         again.log_tail(30)
     );
+    let loaded = again.logged("Plugin loaded.");
+    ensure!(
+        loaded.len() == PLUGINS.len() && loaded.iter().all(|l| l["fields"]["from_cache"] == true),
+        "the second pod loads every plugin from the cache: {loaded:?}"
+    );
     api_record(&socket, &after.id, "the sibling through the new pod", |r| {
         r["state"] == "running"
     })
     .await?;
+
+    // A plugin image built `--compile-with` this agent fills an empty cache: a pod on a
+    // new node (a fresh cache directory) compiles nothing either.
+    cri.remove_pod(&again.running.pod).await?;
+    // Packing refuses a plugin that does not compile, naming it.
+    let src = site.work.path().join("plugin-src");
+    let out = site.work.path().join("images-precompiled");
+    let compile_args = |dir: &Path| -> Result<Vec<std::ffi::OsString>> {
+        Ok(vec![
+            dir.into(),
+            "--compile-with".into(),
+            Gannet::bin()?.into(),
+            "--name".into(),
+            "docker.io/library/gannet-plugins:precompiled".into(),
+            "--out".into(),
+            out.clone().into(),
+        ])
+    };
+    let refused = Command::new("bash")
+        .arg(repo_root().join("scripts/plugin-image.sh"))
+        .args(compile_args(&src)?)
+        .output()?;
+    ensure!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains(BROKEN_PLUGIN),
+        "plugin-image.sh --compile-with packed a broken plugin: {refused:?}"
+    );
+    std::fs::remove_file(src.join(BROKEN_PLUGIN))?;
+    let args = compile_args(&src)?;
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let precompiled = script("scripts/plugin-image.sh", &args)?;
+    site.lab.import_images(&[&precompiled])?;
+    let mut manifest = site.manifest()?;
+    manifest.container_mut("plugins")?.image = "gannet-plugins:precompiled".into();
+    let mut node = site.node("gannet-c")?;
+    let fresh_cache = site.work.path().join("cache-fresh");
+    for (from, to) in &mut node.host_paths {
+        if from == Path::new("/var/cache/gannet/plugins") {
+            *to = fresh_cache.clone();
+        }
+    }
+    let third = site.run_on(&manifest, &node).await?;
+    third.wait_ready(cri).await?;
+    let loaded = third.logged("Plugin loaded.");
+    ensure!(
+        third
+            .logged("Plugin compiled in a child process.")
+            .is_empty()
+            && loaded.len() == PLUGINS.len()
+            && loaded.iter().all(|l| l["fields"]["from_cache"] == true),
+        "a precompiled plugin image still compiled: {loaded:?}\n{}",
+        third.log_tail(30)
+    );
     Ok(())
 }
 
