@@ -6,7 +6,8 @@
 //! target it wraps a [`MockContainer`](crate::testing::MockContainer) with the same
 //! behaviour, for unit tests.
 
-use crate::selection::{Field, Selection};
+use crate::keys::KeyList;
+use crate::selection::{FieldList, Selection};
 use crate::types::{pairs, ContainerState, Mount, Owner, Port, Resources};
 
 #[cfg(target_arch = "wasm32")]
@@ -26,6 +27,11 @@ type Inner<'a> = (crate::testing::MockHandle, std::marker::PhantomData<&'a ()>);
 /// over `labels`, and match env names in the host with
 /// [`env_matching`](Self::env_matching) / [`mask_env_matching`](Self::mask_env_matching).
 ///
+/// The multi-key reads take any [`KeyList`]: a [`Keys`](crate::Keys) or a list of
+/// `String`s goes to the host as it is, a list of `&str` (`&["team", "app"]`) is copied
+/// into `String`s on each call. Build the lists a plugin reads on every record once, in
+/// its `init` function, as with [`FieldSet`](crate::FieldSet).
+///
 /// ```
 /// # use gannet_guest::testing::MockContainer;
 /// # let mut record = gannet_guest::Container::from(
@@ -35,7 +41,7 @@ type Inner<'a> = (crate::testing::MockHandle, std::marker::PhantomData<&'a ()>);
 /// if let Some(team) = record.pod_label("team") {
 ///     record.set_tag("team", &team);
 /// }
-/// record.mask_env_matching(&["*PASSWORD*".to_string()], "***");
+/// record.mask_env_matching(&["*PASSWORD*"], "***");
 /// assert_eq!(record.tag("team").as_deref(), Some("payments"));
 /// assert_eq!(record.env("DB_PASSWORD").as_deref(), Some("***"));
 /// ```
@@ -185,23 +191,31 @@ impl<'a> Container<'a> {
 
     /// Any number of values in one call into the host: the cheapest way to read several
     /// fields, whatever mix of record fields and map keys they are. Build `fields` once
-    /// (in your `init` function), as a [`FieldSet`](crate::FieldSet) (whose slots say
-    /// where each value is) or a plain list, and pass it on every call. See [`Selection`].
+    /// (in your `init` function) as a [`FieldSet`](crate::FieldSet), whose slots say
+    /// where each value is, and pass it on every call: it goes to the host as it is. A
+    /// plain list of [`Field`](crate::Field)s (`&[..]`, `&vec![..]`) works too, but is
+    /// converted to the WIT type on every call (see [`FieldList`]). See [`Selection`].
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
-    /// use gannet_guest::Field;
+    /// use gannet_guest::{Field, FieldSet};
     /// let record = gannet_guest::Container::from(
     ///     MockContainer::new().namespace("shop").env("LOG_LEVEL", "debug").sandbox(false),
     /// );
-    /// let fields = vec![Field::Namespace, Field::Env("LOG_LEVEL".into()), Field::IsSandbox];
+    /// let mut fields = FieldSet::new(); // once, in your init function
+    /// let namespace = fields.add(Field::Namespace);
+    /// let level = fields.add(Field::env("LOG_LEVEL"));
+    /// let sandbox = fields.add(Field::IsSandbox);
     /// let values = record.select(&fields);
-    /// assert_eq!(values.get(0), Some("shop"));
+    /// assert_eq!(values.at(namespace), Some("shop"));
+    /// assert_eq!(values.at(level), Some("debug"));
+    /// assert_eq!(values.at(sandbox), Some("false"));
+    /// // The same read from a plain list (converted for this call), by position:
+    /// let values = record.select(&[Field::Namespace, Field::env("LOG_LEVEL")]);
     /// assert_eq!(values.get(1), Some("debug"));
-    /// assert_eq!(values.get(2), Some("false"));
     /// ```
-    pub fn select(&self, fields: &(impl AsRef<[Field]> + ?Sized)) -> Selection {
-        Selection::from_wit(self.handle().select(fields.as_ref()))
+    pub fn select(&self, fields: &(impl FieldList + ?Sized)) -> Selection {
+        Selection::from_wit(self.handle().select(&fields.wit_fields()))
     }
 
     /// One container label.
@@ -209,16 +223,20 @@ impl<'a> Container<'a> {
         self.handle().label(key)
     }
 
-    /// Several container labels in one call, in the order of `keys`.
+    /// Several container labels in one call, in the order of `keys`: a
+    /// [`Keys`](crate::Keys) built once, or any [`KeyList`] (a list of `&str` is copied
+    /// per call).
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
     /// # let record = gannet_guest::Container::from(MockContainer::new().label("a", "1"));
-    /// let keys = vec!["a".to_string(), "b".to_string()];
+    /// use gannet_guest::Keys;
+    /// let keys = Keys::new(["a", "b"]); // once, in your init function
     /// assert_eq!(record.label_values(&keys), vec![Some("1".to_string()), None]);
+    /// assert_eq!(record.label_values(&["a", "b"]), record.label_values(&keys));
     /// ```
-    pub fn label_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        self.handle().label_values(keys)
+    pub fn label_values(&self, keys: &(impl KeyList + ?Sized)) -> Vec<Option<String>> {
+        self.handle().label_values(&keys.key_list())
     }
 
     /// All container labels, sorted by key. Costs about as much per string as the strings
@@ -232,9 +250,10 @@ impl<'a> Container<'a> {
         self.handle().pod_label(key)
     }
 
-    /// Several pod labels in one call, in the order of `keys`.
-    pub fn pod_label_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        self.handle().pod_label_values(keys)
+    /// Several pod labels in one call, in the order of `keys` (see
+    /// [`label_values`](Self::label_values)).
+    pub fn pod_label_values(&self, keys: &(impl KeyList + ?Sized)) -> Vec<Option<String>> {
+        self.handle().pod_label_values(&keys.key_list())
     }
 
     /// All pod labels, sorted by key.
@@ -247,16 +266,17 @@ impl<'a> Container<'a> {
         self.handle().annotation(key)
     }
 
-    /// Several container annotations in one call, in the order of `keys`.
+    /// Several container annotations in one call, in the order of `keys` (see
+    /// [`label_values`](Self::label_values)).
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
     /// # let record = gannet_guest::Container::from(MockContainer::new().annotation("a", "1"));
-    /// let keys = vec!["a".to_string(), "b".to_string()];
+    /// let keys = vec!["a".to_string(), "b".to_string()]; // Strings: not copied
     /// assert_eq!(record.annotation_values(&keys), vec![Some("1".to_string()), None]);
     /// ```
-    pub fn annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        self.handle().annotation_values(keys)
+    pub fn annotation_values(&self, keys: &(impl KeyList + ?Sized)) -> Vec<Option<String>> {
+        self.handle().annotation_values(&keys.key_list())
     }
 
     /// All container annotations, sorted by key.
@@ -269,9 +289,10 @@ impl<'a> Container<'a> {
         self.handle().pod_annotation(key)
     }
 
-    /// Several pod annotations in one call, in the order of `keys`.
-    pub fn pod_annotation_values(&self, keys: &[String]) -> Vec<Option<String>> {
-        self.handle().pod_annotation_values(keys)
+    /// Several pod annotations in one call, in the order of `keys` (see
+    /// [`label_values`](Self::label_values)).
+    pub fn pod_annotation_values(&self, keys: &(impl KeyList + ?Sized)) -> Vec<Option<String>> {
+        self.handle().pod_annotation_values(&keys.key_list())
     }
 
     /// All pod annotations, sorted by key.
@@ -284,31 +305,33 @@ impl<'a> Container<'a> {
         self.handle().env(name)
     }
 
-    /// Several env vars' values in one call, in the order of `names`.
+    /// Several env vars' values in one call, in the order of `names` (see
+    /// [`label_values`](Self::label_values)).
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
     /// # let record = gannet_guest::Container::from(MockContainer::new().env("HOME", "/root"));
-    /// let names = vec!["HOME".to_string(), "LANG".to_string()];
+    /// let names = gannet_guest::Keys::new(["HOME", "LANG"]);
     /// assert_eq!(record.env_values(&names), vec![Some("/root".to_string()), None]);
     /// ```
-    pub fn env_values(&self, names: &[String]) -> Vec<Option<String>> {
-        self.handle().env_values(names)
+    pub fn env_values(&self, names: &(impl KeyList + ?Sized)) -> Vec<Option<String>> {
+        self.handle().env_values(&names.key_list())
     }
 
     /// Env vars whose names match any of these glob patterns, matched in the host
-    /// (`*` matches any run of characters; case-sensitive), sorted by name.
+    /// (`*` matches any run of characters; case-sensitive), sorted by name. `patterns` is
+    /// any [`KeyList`], as for [`label_values`](Self::label_values).
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
     /// # let record = gannet_guest::Container::from(
     /// #     MockContainer::new().env("API_KEY", "k").env("HOME", "/root"),
     /// # );
-    /// let found = record.env_matching(&["*_KEY".to_string()]);
+    /// let found = record.env_matching(&["*_KEY"]);
     /// assert_eq!(found, vec![("API_KEY".to_string(), "k".to_string())]);
     /// ```
-    pub fn env_matching(&self, patterns: &[String]) -> Vec<(String, String)> {
-        pairs(self.handle().env_matching(patterns))
+    pub fn env_matching(&self, patterns: &(impl KeyList + ?Sized)) -> Vec<(String, String)> {
+        pairs(self.handle().env_matching(&patterns.key_list()))
     }
 
     /// All env vars with their values, sorted by name.
@@ -396,23 +419,27 @@ impl<'a> Container<'a> {
         self.handle_mut().mask_env(name, mask)
     }
 
-    /// Removes every env var whose name matches any pattern; returns how many.
+    /// Removes every env var whose name matches any pattern; returns how many. `patterns`
+    /// is any [`KeyList`], as for [`label_values`](Self::label_values).
     ///
     /// ```
     /// # use gannet_guest::testing::MockContainer;
     /// # let mut record = gannet_guest::Container::from(
     /// #     MockContainer::new().env("GITHUB_TOKEN", "t").env("HOME", "/root"),
     /// # );
-    /// assert_eq!(record.remove_env_matching(&["*TOKEN*".to_string()]), 1);
+    /// let secrets = gannet_guest::Keys::new(["*TOKEN*"]); // once, in your init function
+    /// assert_eq!(record.remove_env_matching(&secrets), 1);
     /// assert_eq!(record.env_names(), vec!["HOME".to_string()]);
     /// ```
-    pub fn remove_env_matching(&mut self, patterns: &[String]) -> u32 {
-        self.handle_mut().remove_env_matching(patterns)
+    pub fn remove_env_matching(&mut self, patterns: &(impl KeyList + ?Sized)) -> u32 {
+        self.handle_mut().remove_env_matching(&patterns.key_list())
     }
 
-    /// Masks every env var whose name matches any pattern; returns how many.
-    pub fn mask_env_matching(&mut self, patterns: &[String], mask: &str) -> u32 {
-        self.handle_mut().mask_env_matching(patterns, mask)
+    /// Masks every env var whose name matches any pattern; returns how many. `patterns` is
+    /// any [`KeyList`], as for [`label_values`](Self::label_values).
+    pub fn mask_env_matching(&mut self, patterns: &(impl KeyList + ?Sized), mask: &str) -> u32 {
+        self.handle_mut()
+            .mask_env_matching(&patterns.key_list(), mask)
     }
 }
 

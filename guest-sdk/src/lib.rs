@@ -43,6 +43,7 @@
 mod container;
 mod error;
 mod host;
+mod keys;
 mod selection;
 mod types;
 
@@ -93,7 +94,8 @@ static SDK_STAMP_SECTION: [u8; SDK_STAMP.len()] = stamp_bytes(SDK_STAMP);
 pub use container::Container;
 pub use error::{Context, Error, Result};
 pub use host::{log, node_name};
-pub use selection::{Field, FieldSet, Selection, Slot};
+pub use keys::{KeyList, KeyStr, Keys};
+pub use selection::{Field, FieldList, FieldSet, Selection, Slot};
 pub use types::{ContainerState, Level, Lifecycle, Mount, Owner, Port, Resources, Verdict};
 
 /// Exports a function as the plugin's `process`, with typed config checked once in `init`.

@@ -939,16 +939,17 @@ mod tests {
         mock.exit_code = Some(-1);
         let mut record = Container::from(mock);
         record.set_tag("team", "a");
+        use crate::Field as F;
         let fields = [
-            wit::Field::Pid,
-            wit::Field::ExitCode,
-            wit::Field::RestartCount,
-            wit::Field::State,
-            wit::Field::PodLabel("app".into()),
-            wit::Field::Label("tier".into()),
-            wit::Field::Annotation("none".into()),
-            wit::Field::Tag("team".into()),
-            wit::Field::Reason,
+            F::Pid,
+            F::ExitCode,
+            F::RestartCount,
+            F::State,
+            F::pod_label("app"),
+            F::label("tier"),
+            F::annotation("none"),
+            F::tag("team"),
+            F::Reason,
         ];
         let values = record.select(&fields);
         assert_eq!(
@@ -979,7 +980,7 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("*token*", "GITHUB_TOKEN"));
         let r = Container::from(MockContainer::new().env("A1B2C", "x").env("AB", "y"));
-        assert_eq!(r.env_matching(&["A*B*C".to_string()]).len(), 1);
+        assert_eq!(r.env_matching(&["A*B*C"]).len(), 1);
     }
 
     /// The WIT case name of a generated `Field`, from its `Debug` form.

@@ -1,7 +1,7 @@
 //! Benchmark probe: reads four fields and sets two tags (a typical enrichment): the four
 //! reads in one `select` call, the two tags in one `set-tags` call.
 
-use gannet_guest::{plugin, Container, Field, Lifecycle, Result, Verdict};
+use gannet_guest::{plugin, Container, Field, FieldSet, Lifecycle, Result, Verdict};
 use serde::Deserialize;
 
 /// The probe takes no config.
@@ -9,17 +9,18 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Config {}
 
-/// The fields read, built once per instance.
-pub struct Fields(Vec<Field>);
+/// The fields read, built (and converted for the host) once per instance; no field
+/// repeats, so each one's slot is its position.
+pub struct Fields(FieldSet);
 
-/// Builds the field list (the probe has no config).
+/// Builds the field set (the probe has no config).
 pub fn prepare(_config: Config) -> Result<Fields> {
-    Ok(Fields(vec![
+    Ok(Fields(FieldSet::from_iter([
         Field::Namespace,
         Field::PodName,
-        Field::PodLabel("app".into()),
+        Field::pod_label("app"),
         Field::Image,
-    ]))
+    ])))
 }
 
 /// Tags `owner` (namespace/pod) and `app` (pod label or image).

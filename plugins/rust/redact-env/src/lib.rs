@@ -5,7 +5,7 @@
 //! characters; matching is case-sensitive), so a record costs one host call whatever its
 //! size. The record always passes.
 
-use gannet_guest::{plugin, Container, Lifecycle, Result, Verdict};
+use gannet_guest::{plugin, Container, Keys, Lifecycle, Result, Verdict};
 use serde::Deserialize;
 
 /// Patterns used when the config gives no `patterns`.
@@ -47,7 +47,8 @@ pub struct Config {
 /// The checked config.
 #[derive(Debug)]
 pub struct Redaction {
-    patterns: Vec<String>,
+    /// The patterns, handed to the host on every call with no copy.
+    patterns: Keys,
     action: Action,
     mask: String,
 }
@@ -70,7 +71,7 @@ pub fn prepare(config: Config) -> Result<Redaction> {
         gannet_guest::bail!("config `mask` is set but `action` is \"remove\"; drop one of them");
     }
     Ok(Redaction {
-        patterns,
+        patterns: Keys::new(patterns),
         action: config.action,
         mask: config.mask.unwrap_or_else(|| DEFAULT_MASK.to_string()),
     })

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use gannet_guest::{plugin, Container, Field, Lifecycle, Result, Verdict};
+use gannet_guest::{plugin, Container, Field, FieldSet, Lifecycle, Result, Slot, Verdict};
 use serde::Deserialize;
 
 /// The sidecar's `[config]`.
@@ -24,13 +24,14 @@ pub struct Config {
     pub default_value: Option<String>,
 }
 
-/// The config as one field list, so each record costs one host call to read and one to tag.
+/// The config as one field set, so each record costs one host call to read and one to tag.
 #[derive(Debug)]
 pub struct Copies {
-    /// The pod labels, then the pod annotations, to read (one `select` per record).
-    fields: Vec<Field>,
-    /// The tag each field is copied to, in the order of `fields`.
-    tags: Vec<String>,
+    /// The pod labels and pod annotations to read (one `select` per record), converted
+    /// for the host once, here.
+    fields: FieldSet,
+    /// Where each source is in the selection, and the tag it is copied to.
+    tags: Vec<(Slot, String)>,
     /// Tag value for a source the pod lacks.
     default_value: Option<String>,
 }
@@ -47,17 +48,19 @@ pub fn prepare(config: Config) -> Result<Copies> {
             gannet_guest::bail!("config key {key:?} maps to an empty tag name; give a tag name");
         }
     }
-    let (fields, tags) = config
+    let mut fields = FieldSet::new();
+    let tags = config
         .pod_labels
         .into_iter()
-        .map(|(key, tag)| (Field::PodLabel(key), tag))
+        .map(|(key, tag)| (Field::pod_label(key), tag))
         .chain(
             config
                 .pod_annotations
                 .into_iter()
-                .map(|(key, tag)| (Field::PodAnnotation(key), tag)),
+                .map(|(key, tag)| (Field::pod_annotation(key), tag)),
         )
-        .unzip();
+        .map(|(field, tag)| (fields.add(field), tag))
+        .collect();
     Ok(Copies {
         fields,
         tags,
@@ -74,8 +77,7 @@ pub fn process(_event: Lifecycle, record: &mut Container, copies: &Copies) -> Re
     let tags: Vec<(&str, &str)> = copies
         .tags
         .iter()
-        .zip(values.iter())
-        .filter_map(|(tag, value)| value.or(default).map(|v| (tag.as_str(), v)))
+        .filter_map(|(slot, tag)| values.at(*slot).or(default).map(|v| (tag.as_str(), v)))
         .collect();
     record.set_tags(tags);
     Ok(Verdict::Pass)

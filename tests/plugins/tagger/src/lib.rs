@@ -4,14 +4,19 @@
 //! vars in one call each, reads a mix of fields with one `select`, and sets tags in one
 //! batch.
 
-use gannet_guest::{log, node_name, plugin, Container, Field, Level, Lifecycle, Result, Verdict};
+use gannet_guest::{
+    log, node_name, plugin, Container, Field, FieldSet, Keys, Level, Lifecycle, Result, Verdict,
+};
 
 /// What `init` keeps for every `process` call of this instance.
 struct Remembered {
     /// The sidecar's `[config]` as JSON text (`{"team":"a"}`), tagged onto every record.
     config: String,
-    /// The fields the one `select` reads: record fields and map keys, some missing.
-    fields: Vec<Field>,
+    /// The fields the one `select` reads: record fields and map keys, some missing (no
+    /// field repeats, so each slot is its position).
+    fields: FieldSet,
+    /// The env var names `env_values` reads, built once.
+    envs: Keys,
 }
 
 /// Takes any config and keeps it as text.
@@ -19,15 +24,16 @@ fn remember(config: serde_json::Value) -> Result<Remembered> {
     log(Level::Info, "tagger ready");
     Ok(Remembered {
         config: config.to_string(),
-        fields: vec![
+        fields: FieldSet::from_iter([
             Field::Namespace,
-            Field::Env("DB_SECRET".into()),
-            Field::Tag("twice".into()),
-            Field::Annotation("missing".into()),
+            Field::env("DB_SECRET"),
+            Field::tag("twice"),
+            Field::annotation("missing"),
             Field::Id,
             Field::IsSandbox,
-            Field::Label("app".into()),
-        ],
+            Field::label("app"),
+        ]),
+        envs: Keys::new(["HOME", "MISSING"]),
     })
 }
 
@@ -48,15 +54,16 @@ fn process(event: Lifecycle, record: &mut Container, state: &Remembered) -> Resu
     let namespace = record.namespace();
     record.set_tag("namespace", &namespace);
     // The several-keys reads and the batch write (a later pair with the same key wins).
-    let annotations = show(record.annotation_values(&["owner".to_string(), "missing".to_string()]));
-    let envs = show(record.env_values(&["HOME".to_string(), "MISSING".to_string()]));
+    // An ad-hoc `&str` list (copied for the call) and a `Keys` built once.
+    let annotations = show(record.annotation_values(&["owner", "missing"]));
+    let envs = show(record.env_values(&state.envs));
     record.set_tags([
         ("annotations", annotations),
         ("envs", envs),
         ("twice", "first".to_string()),
         ("twice", "second".to_string()),
     ]);
-    let masked = record.mask_env_matching(&["*SECRET*".to_string()], "***");
+    let masked = record.mask_env_matching(&["*SECRET*".to_string()], "***"); // a `[String; 1]`
     record.set_tag("masked", &masked.to_string());
     // Many reads in one call; they see this call's own edits (the mask, the tags).
     let selection = record.select(&state.fields);
