@@ -444,6 +444,12 @@ fn all_cases() -> Vec<Case> {
     ] {
         cases.push(chain_case(name, one(engine, plugin, sidecar), &record));
     }
+    // Four no-op plugins: the slope from `wasm/noop` is what the runner adds per plugin
+    // (minus `call/noop`, the bare call), apart from its per-record costs.
+    let noops = (0..4)
+        .map(|_| loader.load(&engine, "bench_noop", ""))
+        .collect();
+    cases.push(chain_case("wasm/noop_x4", PluginChain::new(noops), &record));
     let chain = PluginChain::new(vec![
         loader.load(&engine, "lc_filter", LC_FILTER_SIDECAR),
         loader.load(&engine, "team_labels", TEAM_LABELS_SIDECAR),

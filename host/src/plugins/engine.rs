@@ -143,6 +143,10 @@ impl PluginEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(options.enforce_limits);
+        // No component-model async: the store keeps no concurrent-task state. This is
+        // wasmtime 48's default without its `component-model-async` feature, said here
+        // so a feature change cannot turn it on unnoticed (docs/BENCHMARKS.md).
+        config.concurrency_support(false);
         let engine = Engine::new(&config).map_err(setup)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
@@ -358,6 +362,13 @@ mod tests {
             check_header(Path::new("x.wasm"), b"hello"),
             Err(EngineError::NotWasm { .. })
         ));
+    }
+
+    #[test]
+    fn the_engine_has_no_concurrency_support() -> Result<(), EngineError> {
+        let engine = PluginEngine::new(EngineOptions::default())?;
+        assert!(!engine.engine().get_concurrency_support());
+        Ok(())
     }
 
     #[test]
