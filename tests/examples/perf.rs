@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p gannet-e2e --example perf -- [--events N] [--poll N]
 //!     [--containers N] [--sync-reps N] [--steady-secs N] [--lab DIR] [--smoke]
-//!     [--only latency,sync,steady] [--rss-variants]
+//!     [--only latency,sync,steady] [--rss-variants] [--scale 0,50,100,200,400]
 //! ```
 //!
 //! Without `--lab` it starts a private containerd (tests/harness/containerd.sh) and tears
@@ -27,6 +27,11 @@
 //!   `/proc/PID/stat`) and memory (VmRSS, VmHWM from `/proc/PID/status`).
 //!   `--rss-variants` also runs short variants to explain the RSS (no plugins, a warm
 //!   plugin cache, `MALLOC_ARENA_MAX=1`, `TOKIO_WORKER_THREADS=1`).
+//! - **e. scale curve** (`--scale LIST`, instead of a-c): for each container count of
+//!   LIST, ascending, with that many running pods: Gannet's full sync (median of
+//!   `--sync-reps`), and a `gannet run` with the four example plugins and a warm plugin
+//!   cache: exec → `/readyz` 200, steady CPU over `--steady-secs` and VmRSS, and the RSS
+//!   added per container between counts.
 //! - **d.** the plugin-chain throughput comes from `cargo bench -p gannet --bench
 //!   plugin_chain`; the table keeps a row for it.
 
@@ -80,6 +85,7 @@ struct Args {
     smoke: bool,
     only: Vec<String>,
     rss_variants: bool,
+    scale: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -93,6 +99,7 @@ fn parse_args() -> Result<Args> {
         smoke: false,
         only: Vec::new(),
         rss_variants: false,
+        scale: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -106,6 +113,17 @@ fn parse_args() -> Result<Args> {
             "--lab" => args.lab = Some(PathBuf::from(value("--lab")?)),
             "--only" => args.only = value("--only")?.split(',').map(str::to_owned).collect(),
             "--rss-variants" => args.rss_variants = true,
+            "--scale" => {
+                args.scale = value("--scale")?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .context("--scale takes counts, e.g. 0,50,100")
+                    })
+                    .collect::<Result<_>>()?;
+                args.scale.sort_unstable();
+            }
             "--smoke" => {
                 args.smoke = true;
                 args.events = 10;
@@ -116,7 +134,8 @@ fn parse_args() -> Result<Args> {
             }
             other => bail!(
                 "unknown argument {other:?}; use --events N --poll N --containers N \
-                 --sync-reps N --steady-secs N --lab DIR --smoke --only LIST --rss-variants"
+                 --sync-reps N --steady-secs N --lab DIR --smoke --only LIST --rss-variants \
+                 --scale LIST"
             ),
         }
     }
@@ -151,6 +170,8 @@ struct Agent {
     child: Child,
     dir: tempfile::TempDir,
     output: PathBuf,
+    /// From spawning `gannet run` to its first `/readyz` 200 (polled every 5 ms).
+    ready_after: Duration,
 }
 
 impl Agent {
@@ -199,6 +220,7 @@ level = "warn"
         )?;
         std::fs::File::create(&output)?;
         let stderr = std::fs::File::create(d.join("gannet.log"))?;
+        let spawned = Instant::now();
         let child = Command::new(Gannet::bin()?)
             .args(["run", "--node-name", "perf", "--config"])
             .arg(&config)
@@ -208,7 +230,12 @@ level = "warn"
             .stderr(stderr)
             .spawn()
             .context("starting gannet run")?;
-        let mut agent = Self { child, dir, output };
+        let mut agent = Self {
+            child,
+            dir,
+            output,
+            ready_after: Duration::ZERO,
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         while http_status(health, "/readyz") != Some(200) {
             if let Some(status) = agent.child.try_wait()? {
@@ -222,8 +249,9 @@ level = "warn"
                 "gannet run not ready after {START_TIMEOUT:?}:\n{}",
                 agent.log()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
+        agent.ready_after = spawned.elapsed();
         Ok(agent)
     }
 
@@ -603,6 +631,8 @@ struct Steady {
     rss_kib: u64,
     hwm_kib: u64,
     threads: u64,
+    /// Exec → `/readyz` 200.
+    ready_after: Duration,
 }
 
 /// utime + stime of `pid`, in seconds.
@@ -645,6 +675,7 @@ async fn measure_steady(
     secs: u64,
 ) -> Result<Steady> {
     let agent = Agent::start(lab, spec)?;
+    let ready_after = agent.ready_after;
     // Every container's record reached the output (through the plugins).
     wait_until(
         START_TIMEOUT,
@@ -675,7 +706,68 @@ async fn measure_steady(
         rss_kib,
         hwm_kib,
         threads,
+        ready_after,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// e. The scale curve.
+
+/// For each count of `--scale`: full sync, then a warm-cache `gannet run` with the four
+/// example plugins (exec → ready, steady CPU, VmRSS). Prints its own table.
+async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<()> {
+    let cache = tempfile::tempdir()?;
+    // The agent refuses a cache others can read.
+    std::fs::set_permissions(
+        cache.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let spec = AgentSpec {
+        mode: SyncMode::Events,
+        plugins: true,
+        cache_dir: Some(cache.path()),
+        envs: Vec::new(),
+    };
+    eprintln!("perf: filling the plugin cache");
+    Agent::start(lab, &spec)?.stop()?;
+    let mut containers: Vec<CriContainer> = Vec::new();
+    let mut rows = Vec::new();
+    for &n in &args.scale {
+        if n > containers.len() {
+            eprintln!("perf: starting pods up to {n}");
+            containers.extend(start_pods(cri, n - containers.len()).await?);
+        }
+        eprintln!("perf: {n} containers: full sync x{}", args.sync_reps);
+        let mut sync = measure_sync(lab, args.sync_reps, containers.len()).await?;
+        let sync_median = median(&mut sync.gannet);
+        eprintln!("perf: {n} containers: steady state, {} s", args.steady_secs);
+        let steady = measure_steady(lab, "scale", &spec, &containers, args.steady_secs).await?;
+        rows.push((n, sync_median, steady));
+    }
+    println!();
+    println!("Scale curve (events mode, 4 example plugins, warm plugin cache):");
+    println!();
+    println!("| containers | full sync (median) | exec -> ready | steady CPU | VmRSS | RSS added per container |");
+    println!("|---|---|---|---|---|---|");
+    let mut previous: Option<(usize, u64)> = None;
+    for (n, sync, steady) in &rows {
+        let per = match previous {
+            Some((pn, prss)) if *n > pn => format!(
+                "{:.0} bytes",
+                (steady.rss_kib as f64 - prss as f64) * 1024.0 / (*n - pn) as f64
+            ),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "| {n} | {:.1} ms | {:.0} ms | {:.2}% | {:.1} MiB | {per} |",
+            ms(*sync),
+            ms(steady.ready_after),
+            steady.cpu_percent,
+            steady.rss_kib as f64 / 1024.0,
+        );
+        previous = Some((*n, steady.rss_kib));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -736,6 +828,15 @@ async fn main() -> Result<()> {
     let cri = lab.cri().await?;
     let bin = Gannet::bin()?;
     eprintln!("perf: gannet binary {}", bin.display());
+
+    if !args.scale.is_empty() {
+        scale_curve(lab, &cri, &args).await?;
+        drop(cri);
+        if let Some(lab) = private {
+            lab.down()?;
+        }
+        return Ok(());
+    }
 
     let mut latency = None;
     if args.runs("latency") {
@@ -919,7 +1020,7 @@ async fn main() -> Result<()> {
             "(RSS breakdown)".to_owned()
         };
         println!(
-            "| 4c | steady state, {} containers, events mode, {} | {:.0} s | CPU {:.2}% of one core; VmRSS {:.1} MiB, VmHWM {:.1} MiB; {} threads | {target} |",
+            "| 4c | steady state, {} containers, events mode, {} | {:.0} s | CPU {:.2}% of one core; VmRSS {:.1} MiB, VmHWM {:.1} MiB; {} threads; exec -> ready {:.0} ms | {target} |",
             args.containers,
             s.label,
             s.secs,
@@ -927,6 +1028,7 @@ async fn main() -> Result<()> {
             s.rss_kib as f64 / 1024.0,
             s.hwm_kib as f64 / 1024.0,
             s.threads,
+            ms(s.ready_after),
         );
     }
     println!(
