@@ -137,6 +137,30 @@ fn instance_case(name: &str, plugin: &LoadedPlugin, record: &ContainerRecord) ->
     }
 }
 
+/// Calls several instances directly in turn, without the runner: the bare cost of a chain
+/// of calls into different instances (each with its own store), for `wasm/noop_x4`.
+fn instances_case(name: &str, plugins: &[Arc<LoadedPlugin>], record: &ContainerRecord) -> Case {
+    let mut instances = Vec::new();
+    for plugin in plugins {
+        match plugin.new_instance() {
+            Ok(i) => instances.push(i),
+            Err(e) => {
+                eprintln!("benchmark {name}: cannot start an instance: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut record = Box::new(record.clone());
+    Case {
+        name: name.to_string(),
+        step: Box::new(move || {
+            for instance in &mut instances {
+                black_box(instance.process(Lifecycle::Updated, &mut record));
+            }
+        }),
+    }
+}
+
 /// Runs a native function over one record, again and again (as `chain_case` does).
 fn native_case<F>(name: &str, record: &ContainerRecord, mut f: F) -> Case
 where
@@ -446,9 +470,10 @@ fn all_cases() -> Vec<Case> {
     }
     // Four no-op plugins: the slope from `wasm/noop` is what the runner adds per plugin
     // (minus `call/noop`, the bare call), apart from its per-record costs.
-    let noops = (0..4)
+    let noops: Vec<_> = (0..4)
         .map(|_| loader.load(&engine, "bench_noop", ""))
         .collect();
+    cases.push(instances_case("call/noop_x4", &noops, &record));
     cases.push(chain_case("wasm/noop_x4", PluginChain::new(noops), &record));
     let chain = PluginChain::new(vec![
         loader.load(&engine, "lc_filter", LC_FILTER_SIDECAR),
