@@ -389,6 +389,21 @@ impl Selection {
     }
 }
 
+/// `PodLabel("k")` -> `pod-label`: the kebab-case WIT name of a `Field`'s case, from its
+/// `Debug` form (the SDK's or the generated one). For the tests of both.
+#[cfg(test)]
+pub(crate) fn case_name(debug: &str) -> String {
+    let variant = debug.strip_prefix("Field::").unwrap_or(debug);
+    let mut name = String::new();
+    for c in variant.split('(').next().unwrap_or_default().chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,19 +464,6 @@ mod tests {
             values.iter().collect::<Vec<_>>(),
             [Some("pl"), Some("shop"), Some("pl")]
         );
-    }
-
-    /// `PodLabel("k")` -> `pod-label`: the kebab-case name of a `Debug` form's case.
-    fn case_name(debug: &str) -> String {
-        let variant = debug.strip_prefix("Field::").unwrap_or(debug);
-        let mut name = String::new();
-        for c in variant.split('(').next().unwrap_or_default().chars() {
-            if c.is_ascii_uppercase() && !name.is_empty() {
-                name.push('-');
-            }
-            name.push(c.to_ascii_lowercase());
-        }
-        name
     }
 
     #[test]

@@ -985,16 +985,7 @@ mod tests {
 
     /// The WIT case name of a generated `Field`, from its `Debug` form.
     fn case_name(field: &wit::Field) -> String {
-        let debug = format!("{field:?}");
-        let variant = debug.strip_prefix("Field::").unwrap_or(&debug);
-        let mut name = String::new();
-        for c in variant.split('(').next().unwrap_or_default().chars() {
-            if c.is_ascii_uppercase() && !name.is_empty() {
-                name.push('-');
-            }
-            name.push(c.to_ascii_lowercase());
-        }
-        name
+        crate::selection::case_name(&format!("{field:?}"))
     }
 
     #[test]

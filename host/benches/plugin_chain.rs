@@ -118,27 +118,9 @@ fn chain_case(name: &str, chain: PluginChain, record: &ContainerRecord) -> Case 
     }
 }
 
-/// Calls one instance directly, without the chain runner: the bare cost of a call, used to
-/// compare an engine with the epoch deadline and memory limiter against one without.
-fn instance_case(name: &str, plugin: &LoadedPlugin, record: &ContainerRecord) -> Case {
-    let mut instance = match plugin.new_instance() {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("benchmark {name}: cannot start an instance: {e}");
-            std::process::exit(1);
-        }
-    };
-    let mut record = Box::new(record.clone());
-    Case {
-        name: name.to_string(),
-        step: Box::new(move || {
-            black_box(instance.process(Lifecycle::Updated, &mut record));
-        }),
-    }
-}
-
-/// Calls several instances directly in turn, without the runner: the bare cost of a chain
-/// of calls into different instances (each with its own store), for `wasm/noop_x4`.
+/// Calls the instances directly in turn, without the chain runner: the bare cost of a call
+/// (one plugin: an engine with the epoch deadline and memory limiter against one without),
+/// or of calls into different instances, each with its own store (for `wasm/noop_x4`).
 fn instances_case(name: &str, plugins: &[Arc<LoadedPlugin>], record: &ContainerRecord) -> Case {
     let mut instances = Vec::new();
     for plugin in plugins {
@@ -420,9 +402,9 @@ fn all_cases() -> Vec<Case> {
     for probe in ["noop", "one_field"] {
         for (limits, engine) in [("limits_on", &engine), ("limits_off", &unlimited)] {
             let plugin = loader.load(engine, &format!("bench_{probe}"), "");
-            cases.push(instance_case(
+            cases.push(instances_case(
                 &format!("call/{probe}/{limits}"),
-                &plugin,
+                std::slice::from_ref(&plugin),
                 &record,
             ));
         }

@@ -536,6 +536,16 @@ impl Agent {
     }
 }
 
+/// Makes the gannet container's mount of `volume` read-only.
+fn read_only(manifest: &mut DaemonSet, volume: &str) -> Result<()> {
+    for mount in &mut manifest.container_mut("gannet")?.volume_mounts {
+        if mount.name == volume {
+            mount.read_only = true;
+        }
+    }
+    Ok(())
+}
+
 /// The manifest with one change, run as pod `name`.
 async fn run_variant(
     site: &Site,
@@ -622,30 +632,14 @@ async fn each_grant_the_manifest_keeps_is_needed() -> Result<()> {
     cri.remove_pod(&agent.running.pod).await?;
 
     // The API socket directory read-only: the API cannot listen, and says where.
-    let agent = run_variant(&site, "gannet-api-ro", |m| {
-        for mount in &mut m.container_mut("gannet")?.volume_mounts {
-            if mount.name == "api" {
-                mount.read_only = true;
-            }
-        }
-        Ok(())
-    })
-    .await?;
+    let agent = run_variant(&site, "gannet-api-ro", |m| read_only(m, "api")).await?;
     let line = agent.wait_log(&["/run/gannet/api.sock"]).await?;
     ensure!(line.contains("ead-only"), "{line}");
     cri.remove_pod(&agent.running.pod).await?;
 
     // The plugin cache read-only: the agent refuses to start, naming the cache (a restart
     // must not compile every plugin again, nor run without the cache it was given).
-    let agent = run_variant(&site, "gannet-cache-ro", |m| {
-        for mount in &mut m.container_mut("gannet")?.volume_mounts {
-            if mount.name == "plugin-cache" {
-                mount.read_only = true;
-            }
-        }
-        Ok(())
-    })
-    .await?;
+    let agent = run_variant(&site, "gannet-cache-ro", |m| read_only(m, "plugin-cache")).await?;
     agent
         .wait_log(&[
             "plugin cache \"/var/cache/gannet/plugins\"",
