@@ -146,9 +146,14 @@ async fn the_event_source_nudges_container_lifecycle_only_never_execs_or_sandbox
     let lab = Containerd::shared()?;
     let (tx, mut rx) = mpsc::channel(NUDGE_BUFFER);
     let cancel = CancellationToken::new();
-    let source = tokio::spawn(EventSource::new(lab.socket(), 200).run(tx, cancel.clone()));
-    // Let the subscription settle before the first event.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (stream_up_tx, mut stream_up) = tokio::sync::watch::channel(false);
+    let source =
+        tokio::spawn(EventSource::new(lab.socket(), 200).run(tx, stream_up_tx, cancel.clone()));
+    // The source says when its stream is subscribed (the loop then lists rarely): wait for
+    // that before the first event.
+    tokio::time::timeout(TIMEOUT, stream_up.wait_for(|up| *up))
+        .await
+        .context("the event source never said its stream is up")??;
     let cri = lab.cri().await?;
     let pod = cri
         .create_pod(&PodSpec::new("ev-exec").namespace("e2e-events"))

@@ -163,6 +163,8 @@ struct AgentSpec<'a> {
     plugins: bool,
     cache_dir: Option<&'a Path>,
     envs: Vec<(&'a str, &'a str)>,
+    /// Extra lines for the `[runtime]` section.
+    runtime: &'a str,
 }
 
 /// A running `gannet run`, killed on drop.
@@ -199,6 +201,7 @@ impl Agent {
 socket = "{socket}"
 sync_mode = "{mode}"
 shutdown_grace_period_secs = 2
+{runtime}
 {plugins}
 [outputs.default]
 type = "file"
@@ -214,6 +217,7 @@ level = "warn"
 "#,
                 socket = lab.socket().display(),
                 mode = spec.mode,
+                runtime = spec.runtime,
                 output = output.display(),
                 d = d.display(),
             ),
@@ -439,6 +443,7 @@ async fn measure_latency(
             plugins: false,
             cache_dir: None,
             envs: Vec::new(),
+            runtime: "",
         },
     )?;
     let watcher = Watcher::start(&agent.output)?;
@@ -727,6 +732,7 @@ async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<(
         plugins: true,
         cache_dir: Some(cache.path()),
         envs: Vec::new(),
+        runtime: "",
     };
     eprintln!("perf: filling the plugin cache");
     Agent::start(lab, &spec)?.stop()?;
@@ -867,6 +873,7 @@ async fn main() -> Result<()> {
                 plugins: true,
                 cache_dir: None,
                 envs: Vec::new(),
+                runtime: "",
             };
             steady.push(
                 measure_steady(lab, "4 plugins", &spec, &containers, args.steady_secs).await?,
@@ -887,6 +894,7 @@ async fn main() -> Result<()> {
                             plugins: false,
                             cache_dir: None,
                             envs: Vec::new(),
+                            runtime: "",
                         },
                     ),
                     (
@@ -896,6 +904,7 @@ async fn main() -> Result<()> {
                             plugins: true,
                             cache_dir: Some(cache.path()),
                             envs: Vec::new(),
+                            runtime: "",
                         },
                     ),
                     (
@@ -905,6 +914,7 @@ async fn main() -> Result<()> {
                             plugins: true,
                             cache_dir: Some(cache.path()),
                             envs: Vec::new(),
+                            runtime: "",
                         },
                     ),
                     (
@@ -914,6 +924,7 @@ async fn main() -> Result<()> {
                             plugins: true,
                             cache_dir: None,
                             envs: vec![("MALLOC_ARENA_MAX", "1")],
+                            runtime: "",
                         },
                     ),
                     (
@@ -923,6 +934,17 @@ async fn main() -> Result<()> {
                             plugins: true,
                             cache_dir: None,
                             envs: vec![("TOKIO_WORKER_THREADS", "1")],
+                            runtime: "",
+                        },
+                    ),
+                    (
+                        "4 plugins, events-mode list every 3 s (before events_sync_period_secs)",
+                        AgentSpec {
+                            mode: SyncMode::Events,
+                            plugins: true,
+                            cache_dir: None,
+                            envs: Vec::new(),
+                            runtime: "events_sync_period_secs = 3",
                         },
                     ),
                 ];

@@ -14,6 +14,9 @@ use crate::validate::{invalid, FieldError};
 /// Directories searched for a container's rootfs after `containerd_state_dir` and
 /// `$CONTAINERD_STATE_DIR` (the reference's list).
 const DEFAULT_STATE_DIRS: [&str; 2] = ["/run/containerd", "/var/run/containerd"];
+/// The default of `events_sync_period_secs`: with the stream up, the list only catches
+/// what events missed (docs/BENCHMARKS.md, "Idle cost").
+pub const EVENTS_SYNC_PERIOD_SECS: u64 = 60;
 /// Environment variable naming containerd's state directory (the reference's name).
 pub const STATE_DIR_ENV: &str = "CONTAINERD_STATE_DIR";
 
@@ -45,6 +48,13 @@ pub struct Config {
     /// containers that are new or whose list fields changed. At least 1.
     #[serde(with = "secs")]
     pub sync_period_secs: Duration,
+    /// Seconds between incremental syncs in `events` mode while the event stream is up:
+    /// the periodic list is then only a safety net (a broken stream resubscribes and
+    /// resyncs at once), so it runs rarely. While the stream is down, or has fallen back to
+    /// polling, `sync_period_secs` applies. At least 1; a value below `sync_period_secs`
+    /// counts as `sync_period_secs`.
+    #[serde(with = "secs")]
+    pub events_sync_period_secs: Duration,
     /// Seconds between full resyncs (every container fetched again, history pruned), a
     /// safety net for missed events. At least `sync_period_secs`.
     #[serde(with = "secs")]
@@ -121,6 +131,7 @@ impl Default for Config {
             host_root: PathBuf::from("/"),
             sync_mode: SyncMode::Events,
             sync_period_secs: Duration::from_secs(3),
+            events_sync_period_secs: Duration::from_secs(EVENTS_SYNC_PERIOD_SECS),
             resync_period_secs: Duration::from_secs(300),
             max_concurrent_fetches: 16,
             event_fetch_rate_per_sec: 200,
@@ -156,6 +167,13 @@ impl Config {
                 "sync_period_secs",
                 secs(self.sync_period_secs),
                 "must be at least 1 (the default is 3)",
+            ));
+        }
+        if self.events_sync_period_secs.is_zero() {
+            return Err(invalid(
+                "events_sync_period_secs",
+                secs(self.events_sync_period_secs),
+                format!("must be at least 1 (the default is {EVENTS_SYNC_PERIOD_SECS})"),
             ));
         }
         if self.resync_period_secs < self.sync_period_secs {

@@ -2,7 +2,8 @@
 //!
 //! Owns the sync policy: a full fetch at start, an incremental sync every
 //! `sync_period_secs` (list calls only; verbose status is fetched just for containers that
-//! are new or whose cheap fingerprint changed), a full resync every `resync_period_secs`,
+//! are new or whose cheap fingerprint changed; every `events_sync_period_secs` instead
+//! while containerd's event stream is up), a full resync every `resync_period_secs`,
 //! the reference's history rules, one fetch in flight per container with a generation,
 //! bounded concurrent fetches, and reconnecting after runtime errors. It hands on
 //! [`ContainerEvent`]s through a bounded channel, a readiness `watch`, and a shared view of
@@ -162,6 +163,7 @@ impl Discovery {
             cri_api: None,
             warned_poll_fallback: false,
             event_source: None,
+            stream_up: watch::channel(false).1,
         };
         runner.run(cancel.clone()).await;
         if let Some((source_cancel, task)) = runner.event_source.take() {
@@ -195,6 +197,8 @@ struct Runner {
     warned_poll_fallback: bool,
     /// The running event source (`events` mode on containerd), started at first connect.
     event_source: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// Whether the event source's stream is subscribed now (false without one).
+    stream_up: watch::Receiver<bool>,
 }
 
 /// How far the first full sync is: readiness means every container it listed has been
@@ -235,6 +239,12 @@ impl Runner {
                         break;
                     }
                 }
+                Ok(()) = self.stream_up.changed(), if self.event_source.is_some() => {
+                    // The stream went down: back to the short period until it is up again.
+                    if !*self.stream_up.borrow_and_update() {
+                        next_sync = next_sync.min(tokio::time::Instant::now() + self.config.sync_period_secs);
+                    }
+                }
                 Some(nudge) = self.nudges.recv() => {
                     if self.on_nudge(nudge) {
                         // Missed events: a full sync now.
@@ -267,7 +277,7 @@ impl Runner {
                             if full {
                                 next_full = started + self.config.resync_period_secs;
                             }
-                            next_sync = tokio::time::Instant::now() + self.config.sync_period_secs;
+                            next_sync = tokio::time::Instant::now() + self.sync_period();
                         }
                         Err(error) => {
                             warn!(message = "Runtime sync failed; retrying.", %error, retry_in = ?backoff);
@@ -444,6 +454,19 @@ impl Runner {
         }
     }
 
+    /// The wait before the next incremental sync: `events_sync_period_secs` while the event
+    /// stream is up (the list is only a safety net then; never shorter than
+    /// `sync_period_secs`), else `sync_period_secs`.
+    fn sync_period(&self) -> Duration {
+        if self.event_source.is_some() && *self.stream_up.borrow() {
+            self.config
+                .events_sync_period_secs
+                .max(self.config.sync_period_secs)
+        } else {
+            self.config.sync_period_secs
+        }
+    }
+
     /// Starts the event source once, in `events` mode on containerd; otherwise warns once
     /// and stays with polling.
     fn start_event_source(&mut self, cancel: &CancellationToken) {
@@ -470,7 +493,10 @@ impl Runner {
             self.config.event_fetch_rate_per_sec,
         );
         let source_cancel = cancel.child_token();
-        let task = tokio::spawn(source.run(self.nudge_tx.clone(), source_cancel.clone()));
+        let (stream_up_tx, stream_up) = watch::channel(false);
+        self.stream_up = stream_up;
+        let task =
+            tokio::spawn(source.run(self.nudge_tx.clone(), stream_up_tx, source_cancel.clone()));
         self.event_source = Some((source_cancel, task));
     }
 

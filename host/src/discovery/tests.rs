@@ -30,14 +30,40 @@ impl Runner {
             cri_api: None,
             warned_poll_fallback: false,
             event_source: None,
+            stream_up: watch::channel(false).1,
         }
     }
+}
+
+#[tokio::test]
+async fn the_list_runs_rarely_only_while_the_event_stream_is_up() {
+    let mut runner = Runner::for_tests();
+    let config = Config::default();
+    // No event source (poll mode, or before the first connect): the short period.
+    assert_eq!(runner.sync_period(), config.sync_period_secs);
+    let (up, stream_up) = watch::channel(false);
+    runner.stream_up = stream_up;
+    runner.event_source = Some((CancellationToken::new(), tokio::spawn(async {})));
+    assert_eq!(
+        runner.sync_period(),
+        config.sync_period_secs,
+        "stream not up yet"
+    );
+    up.send_replace(true);
+    assert_eq!(runner.sync_period(), config.events_sync_period_secs);
+    up.send_replace(false);
+    assert_eq!(runner.sync_period(), config.sync_period_secs, "stream lost");
+    // A long sync_period_secs is never shortened by the events period.
+    up.send_replace(true);
+    runner.config.sync_period_secs = Duration::from_secs(3600);
+    assert_eq!(runner.sync_period(), Duration::from_secs(3600));
 }
 
 #[test]
 fn config_defaults_match_the_documented_values() {
     let c = Config::default();
     assert_eq!(c.sync_period_secs, Duration::from_secs(3));
+    assert_eq!(c.events_sync_period_secs, Duration::from_secs(60));
     assert_eq!(c.resync_period_secs, Duration::from_secs(300));
     assert_eq!(c.shutdown_grace_period_secs, Duration::from_secs(10));
     assert!(c.validate().is_ok());

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -194,12 +194,20 @@ impl EventSource {
 
     /// Runs the reader and the dispatcher until `cancel` fires or `nudges`' receiver is
     /// dropped. Stream failures are logged and retried with backoff; they never end it.
-    pub async fn run(self, nudges: mpsc::Sender<Nudge>, cancel: CancellationToken) {
+    /// `stream_up` says whether a stream is subscribed now: the loop lists rarely while it
+    /// is (`events_sync_period_secs`).
+    pub async fn run(
+        self,
+        nudges: mpsc::Sender<Nudge>,
+        stream_up: watch::Sender<bool>,
+        cancel: CancellationToken,
+    ) {
         let pending = Arc::new(Pending::default());
         let reader_cancel = cancel.child_token();
         let reader = tokio::spawn(read_stream(
             self.socket.clone(),
             Arc::clone(&pending),
+            stream_up,
             reader_cancel.clone(),
         ));
         dispatch(self.socket, self.rate_per_sec, &pending, &nudges, &cancel).await;
@@ -209,7 +217,12 @@ impl EventSource {
 }
 
 /// The reader: subscribe, decode, filter, merge into `pending`; re-subscribe with backoff.
-async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: CancellationToken) {
+async fn read_stream(
+    socket: PathBuf,
+    pending: Arc<Pending>,
+    stream_up: watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
     let mut retry = Resubscribe::new();
     let mut subscribed_before = false;
     loop {
@@ -239,6 +252,7 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
                         pending.request_resync();
                     }
                     subscribed_before = true;
+                    stream_up.send_replace(true);
                 }
                 let result = match early {
                     Some(r) => r,
@@ -253,6 +267,7 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
         let mut stream = match subscribed {
             Ok(stream) => stream,
             Err(error) => {
+                stream_up.send_replace(false);
                 let wait = retry.failed();
                 debug!(message = "Event subscription failed; retrying.", %error, retry_in = ?wait);
                 tokio::select! {
@@ -287,6 +302,7 @@ async fn read_stream(socket: PathBuf, pending: Arc<Pending>, cancel: Cancellatio
                 Err(status) => break format!("containerd event stream broke: {status}"),
             }
         };
+        stream_up.send_replace(false);
         crate::runtime::metrics::event_stream_reconnected();
         let telling = retry.worth_telling();
         let wait = match retry.ended(since.elapsed()) {
