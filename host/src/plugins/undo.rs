@@ -70,25 +70,20 @@ impl UndoLog {
         key: String,
         value: String,
     ) {
-        let values = map.of(record);
-        match values.get_mut(&key) {
-            Some(slot) => {
-                let old = std::mem::replace(slot, value);
-                self.entries.push(Edit::Keyed {
-                    map,
-                    key,
-                    old: Some(old),
-                });
+        use std::collections::btree_map::Entry;
+        // One lookup per edit: bulk edits (`set-tags` of thousands of pairs) pay for it.
+        let (key, old) = match map.of(record).entry(key) {
+            Entry::Occupied(mut slot) => {
+                let old = slot.insert(value);
+                (slot.key().clone(), Some(old))
             }
-            None => {
-                values.insert(key.clone(), value);
-                self.entries.push(Edit::Keyed {
-                    map,
-                    key,
-                    old: None,
-                });
+            Entry::Vacant(slot) => {
+                let key = slot.key().clone();
+                slot.insert(value);
+                (key, None)
             }
-        }
+        };
+        self.entries.push(Edit::Keyed { map, key, old });
     }
 
     /// Removes `key`; false when it was not there.

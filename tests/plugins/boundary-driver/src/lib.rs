@@ -10,6 +10,11 @@ use gannet_guest::{plugin, Container, Error, Field, Lifecycle, Result, Verdict};
 /// The annotation holding the program.
 const PROGRAM: &str = "gannet.fuzz/program";
 
+/// The byte that asks for the huge size: a count of 65,025, or 16,320 copies of a string.
+/// Every other value means itself, so huge arguments are the program's choice and
+/// ordinary programs stay cheap (docs/FUZZING.md: "Sizes").
+const HUGE: u8 = 255;
+
 /// Reads the program's arguments.
 struct Program {
     bytes: Vec<u8>,
@@ -24,20 +29,28 @@ impl Program {
     }
 
     /// A string: a length byte, a repeat byte, then that many bytes (lossy UTF-8),
-    /// repeated `repeat * 64` times (so up to about 4 MB from a few input bytes).
+    /// repeated: once for 0, that many times up to 254, and 255 * 64 = 16,320 times for
+    /// [`HUGE`] (so up to about 4 MB from a few input bytes).
     fn text(&mut self) -> String {
         let len = usize::from(self.byte());
-        let repeat = usize::from(self.byte());
+        let repeat = self.byte();
         let end = (self.at + len).min(self.bytes.len());
         let piece = String::from_utf8_lossy(&self.bytes[self.at.min(end)..end]).into_owned();
         self.at = end;
-        piece.repeat(if repeat == 0 { 1 } else { repeat * 64 })
+        let copies = match repeat {
+            HUGE => usize::from(HUGE) * 64,
+            0 => 1,
+            n => usize::from(n),
+        };
+        piece.repeat(copies)
     }
 
-    /// A count: one byte, squared (up to 65,025).
+    /// A count: one byte, itself up to 254, and 255 squared = 65,025 for [`HUGE`].
     fn count(&mut self) -> usize {
-        let b = usize::from(self.byte());
-        b * b
+        match self.byte() {
+            HUGE => usize::from(HUGE) * usize::from(HUGE),
+            n => usize::from(n),
+        }
     }
 
     fn done(&self) -> bool {
