@@ -478,11 +478,7 @@ async fn the_manifests_pod_runs_on_the_lab_and_discovers_the_node() -> Result<()
     manifest.container_mut("plugins")?.image = "gannet-plugins:precompiled".into();
     let mut node = site.node("gannet-c")?;
     let fresh_cache = site.work.path().join("cache-fresh");
-    for (from, to) in &mut node.host_paths {
-        if from == Path::new("/var/cache/gannet/plugins") {
-            *to = fresh_cache.clone();
-        }
-    }
+    node.stand_in("/var/cache/gannet/plugins", &fresh_cache)?;
     let third = site.run_on(&manifest, &node).await?;
     third.wait_ready(cri).await?;
     let loaded = third.logged("Plugin loaded.");
@@ -615,13 +611,8 @@ async fn each_grant_the_manifest_keeps_is_needed() -> Result<()> {
         Ok(dir)
     };
     let (own_api, own_cache) = (own("api-nobody")?, own("cache-nobody")?);
-    for (from, to) in &mut node.host_paths {
-        if from == Path::new("/run/gannet") {
-            *to = own_api.clone();
-        } else if from == Path::new("/var/cache/gannet/plugins") {
-            *to = own_cache.clone();
-        }
-    }
+    node.stand_in("/run/gannet", &own_api)?;
+    node.stand_in("/var/cache/gannet/plugins", &own_cache)?;
     let mut manifest_nobody = site.manifest()?;
     as_nobody(&mut manifest_nobody)?;
     let agent = site.run_on(&manifest_nobody, &node).await?;
@@ -662,13 +653,8 @@ async fn a_missing_host_root_or_socket_directory_is_not_ready_and_not_a_crash_lo
         ("/run/containerd", vec!["/run/containerd/containerd.sock"]),
         ("/", vec!["/host"]),
     ] {
-        let dir = empty.clone();
         let mut node = site.node(&format!("gannet-missing-{}", host_path.len()))?;
-        for (from, to) in &mut node.host_paths {
-            if from == Path::new(host_path) {
-                *to = dir.clone();
-            }
-        }
+        node.stand_in(host_path, &empty)?;
         let agent = site.run_on(&manifest, &node).await?;
         agent.wait_log(&needles).await?;
         agent.assert_up_but_not_ready(cri).await?;

@@ -4,8 +4,8 @@
 //! types that know every field this translation carries out, with unknown fields refused,
 //! so a field added to the manifest and not translated here fails the test instead of being
 //! dropped. A few fields concern the API server or the scheduler, not a node's runtime
-//! (`tolerations`, `priorityClassName`, `serviceAccountName`); they are read and named in
-//! [`SCHEDULER_ONLY`], not silently ignored.
+//! (`tolerations`, `priorityClassName`, `serviceAccountName`): they are read into their
+//! own fields of [`K8sPodSpec`], so the schema stays strict, and not translated.
 //!
 //! [`DaemonSet::plan`] turns the template into CRI requests for a [`Node`]: host paths
 //! mapped to the lab's stand-in directories, downward-API env values supplied by the test,
@@ -29,16 +29,6 @@ use k8s_cri::v1::{
 use serde::Deserialize;
 
 use crate::cri::{CriContainer, CriDriver, Pod};
-
-/// Pod-spec fields that belong to the API server and the scheduler: nothing for a node's
-/// runtime to do. They are read (so the schema stays strict) and deliberately not
-/// translated.
-pub const SCHEDULER_ONLY: &[&str] = &[
-    "serviceAccountName",
-    "priorityClassName",
-    "tolerations",
-    "terminationGracePeriodSeconds (used by the test to stop the pod)",
-];
 
 /// The paths the kubelet masks in a container's own /proc and /sys (`procMount: Default`).
 const MASKED_PATHS: &[&str] = &[
@@ -100,13 +90,13 @@ pub struct TemplateMetadata {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct K8sPodSpec {
-    /// Scheduler-only ([`SCHEDULER_ONLY`]).
+    /// Scheduler-only: not translated.
     pub service_account_name: Option<String>,
     /// Must be false: a token volume is not translated.
     pub automount_service_account_token: Option<bool>,
     /// Scheduler-only.
     pub priority_class_name: Option<String>,
-    /// How long a stop waits before SIGKILL.
+    /// How long a stop waits before SIGKILL (the containers' grace-period annotation).
     pub termination_grace_period_seconds: Option<i64>,
     /// Scheduler-only.
     #[serde(default)]
@@ -338,6 +328,22 @@ pub struct Node {
 }
 
 impl Node {
+    /// Stands `dir` in for the host path `host_path` (which must be one of
+    /// [`host_paths`](Self::host_paths)' keys), e.g. an empty directory for a node that
+    /// lacks it.
+    ///
+    /// # Errors
+    /// When `host_path` has no stand-in to replace.
+    pub fn stand_in(&mut self, host_path: &str, dir: &Path) -> Result<()> {
+        let (_, to) = self
+            .host_paths
+            .iter_mut()
+            .find(|(from, _)| from == Path::new(host_path))
+            .ok_or_else(|| anyhow!("no stand-in for host path {host_path} to replace"))?;
+        *to = dir.to_path_buf();
+        Ok(())
+    }
+
     fn host_path(&self, path: &str) -> Result<PathBuf> {
         let path = Path::new(path);
         let (from, to) = self
@@ -384,8 +390,6 @@ pub struct PodPlan {
     pub containers: Vec<ContainerConfig>,
     /// The HTTP probes the kubelet would run.
     pub probes: Vec<HttpProbe>,
-    /// StopContainer's timeout.
-    pub termination_grace_secs: i64,
 }
 
 impl DaemonSet {
@@ -585,7 +589,6 @@ impl DaemonSet {
             init_containers,
             containers,
             probes,
-            termination_grace_secs: grace,
         })
     }
 
