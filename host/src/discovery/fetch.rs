@@ -47,11 +47,13 @@ const AGREE_MIN_BACKOFF: Duration = Duration::from_millis(2);
 const AGREE_MAX_BACKOFF: Duration = Duration::from_millis(20);
 /// Longest time CRI may lag a start event; then the loop takes what CRI says.
 const AGREE_WAIT: Duration = Duration::from_secs(2);
-/// Longest time CRI may lag an exit event. containerd's CRI marks a container EXITED only
-/// after deleting its task, 25–100 ms after the exit on this hardware; past this wait a
-/// container whose pid is gone is reported exited from the event (code, time) instead, so
-/// `removed` is not late by CRI's bookkeeping.
-const EXIT_AGREE_WAIT: Duration = Duration::from_millis(10);
+/// How long CRI may lag an exit event: not at all. containerd's CRI marks a container
+/// EXITED only after deleting its task, 25–100 ms after the exit on this hardware, so one
+/// fetch decides: a container whose pid is gone is reported exited from the event (code,
+/// time; CRI's own handler takes them from the same event), and its reason from the event
+/// stream's `/tasks/oom` or the kernel's OOM count ([`super::oom`]). A wait here only made
+/// `removed` late by CRI's bookkeeping (it was 10 ms, which CRI nearly never met).
+const EXIT_AGREE_WAIT: Duration = Duration::ZERO;
 
 /// The reason CRI gives an exit after a `/tasks/oom` (containerd's CRI sets it on the OOM
 /// event, whatever the exit code).
@@ -230,6 +232,7 @@ impl FetchContext {
                 {
                     exited_from_event(&mut fetched.record, exit_code, exited_at_nanos);
                 }
+                let oom_killed = oom_killed || kernel_saw_oom_kill(&self.root, &fetched.record);
                 oom_killed_reason(&mut fetched.record, oom_killed);
                 fetched.sandboxes = refreshed;
                 return Ok(fetched);
@@ -244,6 +247,22 @@ impl FetchContext {
             backoff = (backoff * 2).min(AGREE_MAX_BACKOFF);
         }
     }
+}
+
+/// An exited record not already `OOMKilled`: whether the kernel counted an OOM kill in
+/// its memory cgroup (under `root`). CRI reads `OOMKilled` once its handler of
+/// `/tasks/oom` ran, whatever the exit code, and that event may reach CRI or Gannet after
+/// the exit; the kernel's count is already there. One small file read per exit (a cgroup
+/// CRI has already deleted fails to open and changes nothing).
+pub(super) fn kernel_saw_oom_kill(root: &HostRoot, record: &ContainerRecord) -> bool {
+    if record.state != ContainerState::Exited || record.reason.as_deref() == Some(OOM_KILLED_REASON)
+    {
+        return false;
+    }
+    let Some(path) = record.cgroup_path.as_deref() else {
+        return false;
+    };
+    super::oom::oom_kill_count(root, path).is_some_and(|kills| kills > 0)
 }
 
 /// Connects and builds the fetch context; warns once when the runtime is not containerd.

@@ -36,6 +36,7 @@ mod error;
 mod exits;
 mod fetch;
 mod full_sync;
+mod oom;
 mod pod_ips;
 mod state;
 

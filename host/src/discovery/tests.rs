@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::fetch::{exited_from_event, oom_killed_reason};
+use super::fetch::{exited_from_event, kernel_saw_oom_kill, oom_killed_reason};
 use super::*;
 use crate::record::ContainerRecord;
 
@@ -227,6 +227,40 @@ fn an_oom_kill_makes_the_exit_read_oom_killed_as_cri_will() {
     let mut alive = record(ContainerState::Running, 42, None);
     oom_killed_reason(&mut alive, true);
     assert_eq!(alive.reason, None);
+}
+
+#[test]
+fn an_exit_reads_oom_killed_when_the_kernel_counted_a_kill_in_its_cgroup() -> std::io::Result<()> {
+    // The `/tasks/oom` event never came and CRI's reason is not there yet.
+    let host = tempfile::tempdir()?;
+    let cg = host.path().join("sys/fs/cgroup/memory/pods/p1/killed");
+    std::fs::create_dir_all(&cg)?;
+    std::fs::write(cg.join("memory.oom_control"), "under_oom 0\noom_kill 1\n")?;
+    let calm = host.path().join("sys/fs/cgroup/memory/pods/p1/calm");
+    std::fs::create_dir_all(&calm)?;
+    std::fs::write(calm.join("memory.oom_control"), "under_oom 0\noom_kill 0\n")?;
+    let root = crate::liveness::HostRoot::new(host.path());
+    let exited = |cgroup: &str| {
+        let mut r = record(ContainerState::Exited, 0, None);
+        exited_from_event(&mut r, 137, 7);
+        r.cgroup_path = Some(cgroup.into());
+        r
+    };
+    let mut killed = exited("/pods/p1/killed");
+    assert!(kernel_saw_oom_kill(&root, &killed));
+    oom_killed_reason(&mut killed, true);
+    assert_eq!(killed.reason.as_deref(), Some("OOMKilled"));
+    // No kill counted, the cgroup already deleted, or no cgroup known: the event's reason.
+    assert!(!kernel_saw_oom_kill(&root, &exited("/pods/p1/calm")));
+    assert!(!kernel_saw_oom_kill(&root, &exited("/pods/p1/deleted")));
+    let mut unknown = exited("/pods/p1/killed");
+    unknown.cgroup_path = None;
+    assert!(!kernel_saw_oom_kill(&root, &unknown));
+    // A running container is not judged by its cgroup (a child may have been killed).
+    let mut alive = record(ContainerState::Running, 42, None);
+    alive.cgroup_path = Some("/pods/p1/killed".into());
+    assert!(!kernel_saw_oom_kill(&root, &alive));
+    Ok(())
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub enum Fault {
     Reset,
     /// Answered with this gRPC status code (`12` is UNIMPLEMENTED, `14` UNAVAILABLE).
     Status(i32),
+    /// Forwarded, but every answer message containing these bytes is dropped: a streamed
+    /// event that never arrives (`/tasks/oom`), the rest of the stream intact.
+    DropMessages(Vec<u8>),
 }
 
 /// gRPC `UNIMPLEMENTED`.
@@ -93,6 +96,8 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     /// Calls in flight now, and the most ever.
     in_flight: Mutex<(usize, usize)>,
+    /// Answer messages dropped by [`Fault::DropMessages`].
+    dropped: Mutex<usize>,
 }
 
 /// Counts a call in flight until dropped.
@@ -165,6 +170,11 @@ impl FaultProxy {
         lock(&self.shared.seen).clone()
     }
 
+    /// How many answer messages [`Fault::DropMessages`] dropped so far.
+    pub fn dropped_messages(&self) -> usize {
+        *lock(&self.shared.dropped)
+    }
+
     /// The most calls that were waiting for their answer at once (a streaming call counts
     /// until its answer starts).
     pub fn max_in_flight(&self) -> usize {
@@ -218,17 +228,95 @@ async fn forward(
         body: body.to_vec(),
         fault: fault.clone(),
     });
+    let mut drop_containing = None;
     match fault {
         Some(Fault::Stall) => std::future::pending().await,
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Reset) => return Err(ProxyError::from("fault proxy: stream reset")),
         Some(Fault::Status(code)) => return Ok(status_response(code)),
+        Some(Fault::DropMessages(needle)) => drop_containing = Some(needle),
         None => {}
     }
     let response = sender
         .send_request(Request::from_parts(parts, Full::new(body)))
         .await?;
-    Ok(response.map(BodyExt::boxed))
+    Ok(match drop_containing {
+        None => response.map(BodyExt::boxed),
+        Some(needle) => {
+            let shared = Arc::clone(&shared);
+            response.map(|body| filter_messages(body, needle, shared))
+        }
+    })
+}
+
+/// The answer `body` without the gRPC messages (5-byte header, then the message) that
+/// contain `needle`; the frames are re-cut at message boundaries, trailers pass.
+fn filter_messages(mut body: Incoming, needle: Vec<u8>, shared: Arc<Shared>) -> ProxyBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut buffer = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    let _ = tx.send(Err(error)).await;
+                    return;
+                }
+            };
+            let frame = match frame.into_data() {
+                Ok(data) => {
+                    buffer.extend_from_slice(&data);
+                    send_kept_messages(&mut buffer, &needle, &shared, &tx).await;
+                    continue;
+                }
+                Err(frame) => frame,
+            };
+            if tx.send(Ok(frame)).await.is_err() {
+                return;
+            }
+        }
+    });
+    ChannelBody(rx).boxed()
+}
+
+/// Sends on every whole message in `buffer` that does not contain `needle`.
+async fn send_kept_messages(
+    buffer: &mut bytes::BytesMut,
+    needle: &[u8],
+    shared: &Shared,
+    tx: &tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, hyper::Error>>,
+) {
+    while buffer.len() >= 5 {
+        let len = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+        if buffer.len() < 5 + len {
+            return;
+        }
+        let message = buffer.split_to(5 + len).freeze();
+        if message.windows(needle.len()).any(|w| w == needle) {
+            *lock(&shared.dropped) += 1;
+        } else if tx
+            .send(Ok(hyper::body::Frame::data(message)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A response body fed by a task.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<hyper::body::Frame<Bytes>, hyper::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        self.0.poll_recv(cx)
+    }
 }
 
 /// A trailers-only gRPC answer with `code`.
