@@ -64,5 +64,6 @@ pub use record::{ContainerRecord, ContainerState, K8sInfo, Lifecycle, Mount, Tim
 pub mod api;
 pub(crate) mod config;
 pub(crate) mod logging;
+pub(crate) mod memory;
 pub(crate) mod outputs;
 pub mod pipeline;

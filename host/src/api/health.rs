@@ -13,6 +13,10 @@ use prometheus_client::registry::Registry;
 
 /// A beat older than this means the agent is wedged.
 const WEDGED_AFTER: Duration = Duration::from_secs(30);
+/// How often the ticker beats: three beats fit in [`WEDGED_AFTER`]. It is the idle
+/// agent's one timer; at 1 s it was most of its wakeups (docs/BENCHMARKS.md, "Steady RSS
+/// and wakeups").
+const BEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// Liveness and readiness, shared by the run loop and the health listener.
 #[derive(Debug)]
@@ -62,10 +66,10 @@ impl Health {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Beats every second until `stop` fires: the proof that the async runtime still
-    /// schedules tasks.
+    /// Beats every [`BEAT_EVERY`] until `stop` fires: the proof that the async runtime
+    /// still schedules tasks.
     pub async fn run_ticker(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(BEAT_EVERY);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.beat(),

@@ -363,6 +363,7 @@ async fn discovery(
     let mut ready = discovery.readiness();
     let readiness_stop = stop.clone();
     let mirror = tokio::spawn(async move {
+        let mut released = false;
         loop {
             let discovery_ready = *ready.borrow_and_update();
             if !discovery_ready {
@@ -379,6 +380,11 @@ async fn discovery(
                 // Still ready after the flush (a runtime error may have come meanwhile).
                 if *ready.borrow() {
                     health.set_ready(true);
+                    if !released {
+                        // Start-up is over: plugins loaded, first full sync delivered.
+                        released = true;
+                        tokio::task::spawn_blocking(crate::memory::release_startup_memory);
+                    }
                 }
             }
             tokio::select! {

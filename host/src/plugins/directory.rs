@@ -269,11 +269,5 @@ impl PluginSet {
 /// every arena; later allocations are unaffected. Runs after every directory load and
 /// reload (start, SIGHUP and the directory watcher) that compiled something.
 fn release_compile_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: malloc_trim takes a plain integer, touches only glibc's own allocator
-    // state (under its locks) and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::trim_heap();
 }
