@@ -5,17 +5,27 @@
 //! plugin loading, the first full sync), each pulled in with its neighbours by the
 //! kernel's fault-around. They are clean page-cache pages, but they count in the agent's
 //! RSS and in its pod's memory cgroup. Once ready, the agent asks the kernel to reclaim
-//! them (`MADV_PAGEOUT`, Linux 5.4+); the few that the steady state runs come back on
-//! their next use. It also returns the heap pages malloc keeps free (`malloc_trim`).
+//! them (`MADV_PAGEOUT`, Linux 5.4+; kept: 1.2 MB); the few that the steady state runs
+//! come back on their next use. It also returns the heap pages malloc keeps free
+//! (`malloc_trim`).
 
 use std::path::Path;
 
 use tracing::debug;
 
+/// Between the two passes over the executable. One pass right at ready left 6.7 of
+/// 13 MB of its pages resident; a second one a moment later left 1.2 MB (measured on
+/// Linux 6.18, ext4). The first pass most likely splits the page cache's large folios,
+/// which it cannot reclaim whole, and the second reclaims their pages.
+const SECOND_PASS_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Returns start-up memory to the kernel: the executable's read-only pages and the free
-/// heap. Costs a read of `/proc/self/maps` and a few system calls; blocking.
+/// heap. Costs two reads of `/proc/self/maps` and a few system calls; blocks for
+/// [`SECOND_PASS_AFTER`], so run it on a blocking thread.
 pub fn release_startup_memory() {
     trim_heap();
+    page_out_executable();
+    std::thread::sleep(SECOND_PASS_AFTER);
     let paged_out = page_out_executable();
     debug!(
         message = "Returned start-up memory to the kernel.",

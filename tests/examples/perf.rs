@@ -653,13 +653,15 @@ struct MemoryMap {
     binary: u64,
     /// Shared libraries (libc, libm, libgcc_s, the loader).
     libs: u64,
-    /// Compiled plugin code, mapped from the plugin cache's files.
+    /// Compiled plugin code: anonymous executable mappings (wasmtime copies a module's
+    /// code out of the cache file and maps it executable).
     plugin_code: u64,
-    /// Plugin instances' linear memories and tables: wasmtime's reservations (anonymous
-    /// mappings of 1 GiB or more), of which only touched pages count.
+    /// Plugin instances' linear memories: the accessible part of each of wasmtime's
+    /// reservations (an anonymous mapping right before a 1 GiB-or-more `---p` one), and
+    /// their copy-on-write initial images (`memfd:wasm-memory-image`).
     wasm_memories: u64,
     /// The rest of the anonymous memory: malloc's heap (the table, the API's view, tokio,
-    /// tonic and axum, wasmtime's module metadata), thread stacks.
+    /// tonic and axum, wasmtime's module metadata) and thread stacks.
     heap_and_stacks: u64,
     /// Any other file mapping.
     other: u64,
@@ -676,54 +678,75 @@ impl MemoryMap {
     }
 }
 
-/// `pid`'s RSS by kind of mapping; `binary` is its executable, `cache` the plugin cache.
-fn memory_map(pid: u32, binary: &Path, cache: Option<&Path>) -> Result<MemoryMap> {
+/// One mapping of `/proc/PID/smaps`.
+struct Mapping {
+    start: u64,
+    end: u64,
+    perms: String,
+    path: String,
+    rss_kib: u64,
+}
+
+/// `pid`'s RSS by kind of mapping; `binary` is its executable.
+fn memory_map(pid: u32, binary: &Path) -> Result<MemoryMap> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
     let binary = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
-    let cache = cache.map(|c| std::fs::canonicalize(c).unwrap_or_else(|_| c.to_path_buf()));
+    // Each mapping is a header line, `start-end perms offset dev inode [path]`, then its
+    // `Field: value` lines.
+    let mut mappings: Vec<Mapping> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if first == "Rss:" {
+            if let Some(m) = mappings.last_mut() {
+                m.rss_kib = words.next().context("empty Rss")?.parse()?;
+            }
+            continue;
+        }
+        let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        let perms = words.next().unwrap_or("").to_owned();
+        let path = words.nth(3).unwrap_or("").to_owned();
+        mappings.push(Mapping {
+            start,
+            end,
+            perms,
+            path,
+            rss_kib: 0,
+        });
+    }
+    let reservation =
+        |m: &Mapping| m.path.is_empty() && m.perms.starts_with("---") && m.end - m.start >= 1 << 30;
     let mut map = MemoryMap::default();
-    // A mapping's header line, `start-end perms offset dev inode [path]`, then its fields.
-    let mut current: Option<(u64, String)> = None;
-    let add = |map: &mut MemoryMap, size_kib: u64, path: &str, rss: u64| {
-        let slot = if path.is_empty() {
-            if size_kib >= 1024 * 1024 {
+    for (i, m) in mappings.iter().enumerate() {
+        let before_reservation = mappings
+            .get(i + 1)
+            .is_some_and(|next| next.start == m.end && reservation(next));
+        let slot = if m.path.is_empty() {
+            if m.perms.contains('x') {
+                &mut map.plugin_code
+            } else if before_reservation {
                 &mut map.wasm_memories
             } else {
                 &mut map.heap_and_stacks
             }
-        } else if path.starts_with('[') {
+        } else if m.path.starts_with("/memfd:wasm-memory-image") {
+            &mut map.wasm_memories
+        } else if m.path.starts_with('[') {
             &mut map.heap_and_stacks
-        } else if Path::new(path) == binary {
+        } else if Path::new(&m.path) == binary {
             &mut map.binary
-        } else if path.contains(".so") {
+        } else if m.path.contains(".so") {
             &mut map.libs
-        } else if cache
-            .as_deref()
-            .is_some_and(|c| Path::new(path).starts_with(c))
-        {
-            &mut map.plugin_code
         } else {
             &mut map.other
         };
-        *slot += rss;
-    };
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            let (Ok(start), Ok(end)) =
-                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-            else {
-                continue;
-            };
-            let path = words.nth(4).unwrap_or("").to_owned();
-            current = Some(((end - start) / 1024, path));
-        } else if first == "Rss:" {
-            let rss: u64 = words.next().context("empty Rss")?.parse()?;
-            if let Some((size, path)) = &current {
-                add(&mut map, *size, path, rss);
-            }
-        }
+        *slot += m.rss_kib;
     }
     Ok(map)
 }
@@ -844,7 +867,7 @@ async fn measure_steady(
     let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed());
     let switches1 = context_switches(pid)?;
     let (rss_kib, hwm_kib, threads) = memory(pid)?;
-    let memory = memory_map(pid, &Gannet::bin()?, spec.cache_dir)?;
+    let memory = memory_map(pid, &Gannet::bin()?)?;
     agent.stop()?;
     let wakeups_by_thread = wakeups_by_thread(&switches0, &switches1, elapsed.as_secs_f64());
     Ok(Steady {
@@ -1209,7 +1232,7 @@ async fn main() -> Result<()> {
         println!();
         println!("Steady-state RSS by mapping (/proc/PID/smaps, KiB) and wakeups by thread:");
         println!();
-        println!("| variant | binary | shared libs | plugin code (cache files) | wasm memories | heap and stacks | other | total | wakeups/s by thread |");
+        println!("| variant | binary | shared libs | plugin code | wasm memories | heap and stacks | other | total | wakeups/s by thread |");
         println!("|---|---|---|---|---|---|---|---|---|");
         for s in &steady {
             let m = s.memory;
