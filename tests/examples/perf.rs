@@ -922,25 +922,33 @@ async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<(
     println!();
     println!("Scale curve (events mode, 4 example plugins, warm plugin cache):");
     println!();
-    println!("| containers | full sync (median) | exec -> ready | steady CPU | VmRSS | RSS added per container |");
-    println!("|---|---|---|---|---|---|");
-    let mut previous: Option<(usize, u64)> = None;
+    println!("| containers | full sync (median) | exec -> ready | steady CPU | wakeups/s | VmRSS | heap and stacks | RSS added per container | heap added per container |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut previous: Option<(usize, u64, u64)> = None;
     for (n, sync, steady) in &rows {
-        let per = match previous {
-            Some((pn, prss)) if *n > pn => format!(
+        let heap = steady.memory.heap_and_stacks;
+        let per = |now: u64, then: u64, pn: usize| {
+            format!(
                 "{:.0} bytes",
-                (steady.rss_kib as f64 - prss as f64) * 1024.0 / (*n - pn) as f64
-            ),
-            _ => "-".to_owned(),
+                (now as f64 - then as f64) * 1024.0 / (*n - pn) as f64
+            )
+        };
+        let (per_rss, per_heap) = match previous {
+            Some((pn, prss, pheap)) if *n > pn => {
+                (per(steady.rss_kib, prss, pn), per(heap, pheap, pn))
+            }
+            _ => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "| {n} | {:.1} ms | {:.0} ms | {:.2}% | {:.1} MiB | {per} |",
+            "| {n} | {:.1} ms | {:.0} ms | {:.2}% | {:.2} | {:.1} MiB | {:.1} MiB | {per_rss} | {per_heap} |",
             ms(*sync),
             ms(steady.ready_after),
             steady.cpu_percent,
+            steady.wakeups_per_sec,
             steady.rss_kib as f64 / 1024.0,
+            heap as f64 / 1024.0,
         );
-        previous = Some((*n, steady.rss_kib));
+        previous = Some((*n, steady.rss_kib, heap));
     }
     Ok(())
 }
