@@ -1,13 +1,13 @@
 //! Giving back the memory that only the agent's start needed, once it is ready.
 //!
 //! A ready agent with 200 containers and four plugins held 14 MB of its own executable's
-//! pages (docs/BENCHMARKS.md, "Steady RSS"): every code page that start-up ran (config,
-//! plugin loading, the first full sync), each pulled in with its neighbours by the
-//! kernel's fault-around. They are clean page-cache pages, but they count in the agent's
-//! RSS and in its pod's memory cgroup. Once ready, the agent asks the kernel to reclaim
-//! them (`MADV_PAGEOUT`, Linux 5.4+); the few that the steady state runs
-//! come back on their next use. It also returns the heap pages malloc keeps free
-//! (`malloc_trim`).
+//! pages (docs/BENCHMARKS.md, "Steady RSS with a cold plugin cache"): every code page
+//! that start-up ran (config, plugin loading, the first full sync), each pulled in with
+//! its neighbours by the kernel's fault-around. They are clean page-cache pages, but they
+//! count in the agent's RSS and in its pod's memory cgroup. Once ready, the agent asks the
+//! kernel to reclaim them (`MADV_PAGEOUT`, Linux 5.4+); what the steady state runs comes
+//! back on use (7 MB of it at 200 containers). It also returns the heap pages malloc
+//! keeps free (`malloc_trim`).
 
 use std::path::Path;
 
@@ -26,8 +26,9 @@ pub fn release_startup_memory() {
 
 /// Runs `pass` once pinned to each CPU this thread may use, then restores its affinity;
 /// returns the last pass's result. `MADV_PAGEOUT` drains only the calling CPU's batch of
-/// pages not yet on the kernel's LRU lists, and pages still in another CPU's batch cannot
-/// be reclaimed: one pass right at ready left 6.7 of 13 MB of the executable resident.
+/// pages not yet on the kernel's LRU lists, and a page still in another CPU's batch is
+/// not reclaimed: in a lab with a few containers, one pass right at ready left 6.7 MB of
+/// the executable resident, one pass per CPU 2.2 MB.
 fn on_each_cpu(pass: impl Fn() -> usize) -> usize {
     #[cfg(target_os = "linux")]
     #[allow(unsafe_code)]
