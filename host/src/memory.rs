@@ -17,7 +17,8 @@ use tracing::debug;
 /// heap. Costs a read of `/proc/self/maps` and a few system calls per CPU; blocking.
 pub fn release_startup_memory() {
     trim_heap();
-    let paged_out = on_each_cpu(page_out_executable);
+    let mappings = executable_read_only_mappings();
+    let paged_out = on_each_cpu(|| page_out(&mappings));
     debug!(
         message = "Returned start-up memory to the kernel.",
         executable_kib = paged_out / 1024
@@ -67,19 +68,23 @@ pub fn trim_heap() {
     }
 }
 
-/// `MADV_PAGEOUT` over every read-only mapping of the running executable; returns the
-/// bytes advised. Writable mappings (data, relocated data) are left alone: paging those
-/// out would mean swap. A kernel without `MADV_PAGEOUT` refuses it (`EINVAL`), which
-/// changes nothing.
-fn page_out_executable() -> usize {
-    let (Ok(exe), Ok(maps)) = (
+/// The read-only mappings of the running executable (none when `/proc` cannot say).
+fn executable_read_only_mappings() -> Vec<(usize, usize)> {
+    match (
         std::fs::read_link("/proc/self/exe"),
         std::fs::read_to_string("/proc/self/maps"),
-    ) else {
-        return 0;
-    };
+    ) {
+        (Ok(exe), Ok(maps)) => read_only_mappings_of(&maps, &exe),
+        _ => Vec::new(),
+    }
+}
+
+/// `MADV_PAGEOUT` over each of `mappings`; returns the bytes advised. Only read-only
+/// mappings are given: paging out writable ones (data, relocated data) would mean swap. A
+/// kernel without `MADV_PAGEOUT` refuses it (`EINVAL`), which changes nothing.
+fn page_out(mappings: &[(usize, usize)]) -> usize {
     let mut advised = 0;
-    for (start, end) in read_only_mappings_of(&maps, &exe) {
+    for &(start, end) in mappings {
         let len = end - start;
         #[cfg(target_os = "linux")]
         #[allow(unsafe_code)]
@@ -139,10 +144,10 @@ mod tests {
     #[test]
     fn the_running_executable_is_paged_out_and_keeps_working() {
         // Linux 5.4+ (pidfds already need 5.3): the advice is taken for the test binary.
-        assert!(page_out_executable() > 0);
+        assert!(page_out(&executable_read_only_mappings()) > 0);
         // The pages come back on use: this code runs, its data reads, after the advice.
         release_startup_memory();
         assert_eq!(read_only_mappings_of("bad line\n", Path::new("/x")), vec![]);
-        assert!(page_out_executable() > 0);
+        assert!(page_out(&executable_read_only_mappings()) > 0);
     }
 }

@@ -638,12 +638,18 @@ struct Steady {
     threads: u64,
     /// Exec → `/readyz` 200.
     ready_after: Duration,
-    /// Context switches per second over the window, all threads: how often it wakes.
-    wakeups_per_sec: f64,
-    /// The same, per thread name, most first.
+    /// Context switches per second over the window, per thread name, most first: how
+    /// often it wakes, and what.
     wakeups_by_thread: Vec<(String, f64)>,
     /// Where the RSS sits, from `/proc/PID/smaps` at the end of the window.
     memory: MemoryMap,
+}
+
+impl Steady {
+    /// Context switches per second over the window, all threads.
+    fn wakeups_per_sec(&self) -> f64 {
+        self.wakeups_by_thread.iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// The RSS of one process by kind of mapping, in KiB.
@@ -871,7 +877,6 @@ async fn measure_steady(
     agent.stop()?;
     let wakeups_by_thread = wakeups_by_thread(&switches0, &switches1, elapsed.as_secs_f64());
     Ok(Steady {
-        wakeups_per_sec: wakeups_by_thread.iter().map(|(_, n)| n).sum(),
         wakeups_by_thread,
         memory,
         label: label.to_owned(),
@@ -887,15 +892,21 @@ async fn measure_steady(
 // ---------------------------------------------------------------------------------------
 // e. The scale curve.
 
+/// A temporary directory only its owner can read: the agent refuses a plugin cache others
+/// can read.
+fn private_dir() -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    Ok(dir)
+}
+
 /// For each count of `--scale`: full sync, then a warm-cache `gannet run` with the four
 /// example plugins (exec → ready, steady CPU, VmRSS). Prints its own table.
 async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<()> {
-    let cache = tempfile::tempdir()?;
-    // The agent refuses a cache others can read.
-    std::fs::set_permissions(
-        cache.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
+    let cache = private_dir()?;
     let spec = AgentSpec {
         mode: SyncMode::Events,
         plugins: true,
@@ -944,7 +955,7 @@ async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<(
             ms(*sync),
             ms(steady.ready_after),
             steady.cpu_percent,
-            steady.wakeups_per_sec,
+            steady.wakeups_per_sec(),
             steady.rss_kib as f64 / 1024.0,
             heap as f64 / 1024.0,
         );
@@ -1045,15 +1056,6 @@ async fn main() -> Result<()> {
         }
         if args.runs("steady") {
             eprintln!("perf: steady state, {} s", args.steady_secs);
-            // The agent refuses a cache others can read.
-            let private_dir = || -> Result<tempfile::TempDir> {
-                let dir = tempfile::tempdir()?;
-                std::fs::set_permissions(
-                    dir.path(),
-                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
-                )?;
-                Ok(dir)
-            };
             // A cold plugin cache: a child `gannet plugin compile` fills it, the agent
             // only loads (what a new node does).
             let cold = private_dir()?;
@@ -1228,7 +1230,7 @@ async fn main() -> Result<()> {
             s.label,
             s.secs,
             s.cpu_percent,
-            s.wakeups_per_sec,
+            s.wakeups_per_sec(),
             s.rss_kib as f64 / 1024.0,
             s.rss_kib as f64 * 1024.0 / 1e6,
             s.hwm_kib as f64 / 1024.0,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -75,8 +75,13 @@ impl Rule {
             && self
                 .body_contains
                 .as_ref()
-                .is_none_or(|needle| body.windows(needle.len()).any(|w| w == needle.as_slice()))
+                .is_none_or(|needle| contains(body, needle))
     }
+}
+
+/// Whether `haystack` holds the bytes `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// One call the proxy saw: its method and whether a rule applied.
@@ -276,7 +281,7 @@ fn filter_messages(mut body: Incoming, needle: Vec<u8>, shared: Arc<Shared>) -> 
             }
         }
     });
-    ChannelBody(rx).boxed()
+    StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed()
 }
 
 /// Sends on every whole message in `buffer` that does not contain `needle`.
@@ -292,7 +297,7 @@ async fn send_kept_messages(
             return;
         }
         let message = buffer.split_to(5 + len).freeze();
-        if message.windows(needle.len()).any(|w| w == needle) {
+        if contains(&message, needle) {
             *lock(&shared.dropped) += 1;
         } else if tx
             .send(Ok(hyper::body::Frame::data(message)))
@@ -301,21 +306,6 @@ async fn send_kept_messages(
         {
             return;
         }
-    }
-}
-
-/// A response body fed by a task.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Result<hyper::body::Frame<Bytes>, hyper::Error>>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        self.0.poll_recv(cx)
     }
 }
 
