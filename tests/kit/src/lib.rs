@@ -97,14 +97,30 @@ pub async fn get_unix(socket: &Path, path: &str) -> Result<String> {
 /// # Errors
 /// When the process is gone or the field is missing.
 pub fn vm_rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// The anonymous part of process `pid`'s resident memory (`RssAnon`: heap, stacks, wasm
+/// memories), in KiB: what a leak grows. File pages (the executable's code, which the
+/// agent gives back once ready and which faults back in as code paths first run) are not
+/// in it.
+///
+/// # Errors
+/// When `/proc/PID/status` cannot be read or has no `RssAnon`.
+pub fn rss_anon_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "RssAnon")
+}
+
+/// The `field:` line of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// Open file descriptors of process `pid` (entries of `/proc/PID/fd`) but its pidfds, whose
