@@ -66,9 +66,89 @@ pub struct PluginInfo {
     pub last_error: Option<String>,
 }
 
+/// A record as the view keeps it.
+///
+/// Plugins may edit only a record's labels, env and tags (`plugins/undo.rs`), so the
+/// view keeps the record discovery made, shared with the discovery table, and beside it
+/// only the maps the chain changed. A second full copy per container was about half the
+/// agent's per-container heap (docs/BENCHMARKS.md, "Per-container heap").
+#[derive(Debug)]
+enum Kept {
+    /// The record before the chain, and the maps the chain changed (`None`: unchanged).
+    Shared {
+        before: Arc<ContainerRecord>,
+        labels: Option<BTreeMap<String, String>>,
+        env: Option<BTreeMap<String, String>>,
+        tags: Option<BTreeMap<String, String>>,
+    },
+    /// A record with no original to share, or one that differs in more than those maps.
+    Whole(Arc<ContainerRecord>),
+}
+
+impl Kept {
+    /// Keeps `after`, the chain's result for `before`, as cheaply as it can.
+    fn new(before: &Arc<ContainerRecord>, mut after: ContainerRecord) -> Self {
+        // Put the original maps in, compare the rest, and take the chain's maps out.
+        let labels = std::mem::replace(&mut after.labels, before.labels.clone());
+        let env = std::mem::replace(&mut after.env, before.env.clone());
+        let tags = std::mem::replace(&mut after.tags, before.tags.clone());
+        if after != **before {
+            after.labels = labels;
+            after.env = env;
+            after.tags = tags;
+            return Self::Whole(Arc::new(after));
+        }
+        Self::Shared {
+            labels: (labels != before.labels).then_some(labels),
+            env: (env != before.env).then_some(env),
+            tags: (tags != before.tags).then_some(tags),
+            before: Arc::clone(before),
+        }
+    }
+
+    /// The fields the filter reads, which the chain never changes.
+    fn unedited(&self) -> &ContainerRecord {
+        match self {
+            Self::Shared { before, .. } => before,
+            Self::Whole(record) => record,
+        }
+    }
+
+    /// The record after the chain: a fresh copy when the chain changed a map.
+    fn record(&self) -> Arc<ContainerRecord> {
+        match self {
+            Self::Shared {
+                before,
+                labels: None,
+                env: None,
+                tags: None,
+            } => Arc::clone(before),
+            Self::Shared {
+                before,
+                labels,
+                env,
+                tags,
+            } => {
+                let mut record = ContainerRecord::clone(before);
+                for (edited, map) in [
+                    (labels, &mut record.labels),
+                    (env, &mut record.env),
+                    (tags, &mut record.tags),
+                ] {
+                    if let Some(edited) = edited {
+                        map.clone_from(edited);
+                    }
+                }
+                Arc::new(record)
+            }
+            Self::Whole(record) => Arc::clone(record),
+        }
+    }
+}
+
 struct Inner {
-    live: BTreeMap<String, Arc<ContainerRecord>>,
-    removed: VecDeque<(Instant, Arc<ContainerRecord>)>,
+    live: BTreeMap<String, Kept>,
+    removed: VecDeque<(Instant, Kept)>,
 }
 
 /// The shared table; cheap to clone.
@@ -112,28 +192,48 @@ impl ContainerView {
         }
     }
 
-    /// Records an event that came out of the chain (not dropped) and tells watchers.
+    /// Records an event that came out of the chain (not dropped) and tells watchers:
+    /// `after` is the chain's result for `before`, the record discovery's table holds.
+    pub fn apply_after_chain(
+        &self,
+        event: Lifecycle,
+        before: &Arc<ContainerRecord>,
+        after: ContainerRecord,
+    ) {
+        self.keep(event, Kept::new(before, after));
+    }
+
+    /// Records an event with no original record to share (the whole record is kept).
     pub fn apply(&self, event: Lifecycle, record: ContainerRecord) {
-        let record = Arc::new(record);
+        self.keep(event, Kept::Whole(Arc::new(record)));
+    }
+
+    fn keep(&self, event: Lifecycle, kept: Kept) {
         let now = Instant::now();
+        let id = kept.unedited().id.clone();
         let mut inner = self.lock();
+        // Under the lock, as `subscribe` is: no watcher can subscribe between this check
+        // and the send. With no watcher, no copy of the edited record is made.
+        let watched = (self.events.receiver_count() > 0).then(|| kept.record());
         match event {
             Lifecycle::Added | Lifecycle::Updated => {
-                inner.live.insert(record.id.clone(), record.clone());
+                inner.live.insert(id, kept);
             }
             Lifecycle::Removed => {
-                inner.live.remove(&record.id);
-                inner.removed.push_back((now, record.clone()));
+                inner.live.remove(&id);
+                inner.removed.push_back((now, kept));
             }
         }
         self.prune(&mut inner, now);
         // Sent under the lock so a new watcher's snapshot and its stream never overlap
-        // or leave a gap. No receiver is not an error.
-        let _ = self.events.send(ViewEvent {
-            event,
-            time: Timestamp::now(),
-            record,
-        });
+        // or leave a gap. A watcher gone since the check is not an error.
+        if let Some(record) = watched {
+            let _ = self.events.send(ViewEvent {
+                event,
+                time: Timestamp::now(),
+                record,
+            });
+        }
     }
 
     /// The chain dropped this container's latest event: it leaves the view quietly.
@@ -150,28 +250,29 @@ impl ContainerView {
             return inner
                 .removed
                 .iter()
-                .map(|(_, r)| r.clone())
-                .filter(|r| filter.matches(r))
+                .map(|(_, k)| k)
+                .filter(|k| filter.matches(k.unedited()))
+                .map(Kept::record)
                 .collect();
         }
         inner
             .live
             .values()
-            .filter(|r| filter.matches(r))
-            .cloned()
+            .filter(|k| filter.matches(k.unedited()))
+            .map(Kept::record)
             .collect()
     }
 
     /// One live container.
     pub fn get(&self, id: &str) -> Option<Arc<ContainerRecord>> {
-        self.lock().live.get(id).cloned()
+        self.lock().live.get(id).map(Kept::record)
     }
 
     /// The live table and a receiver of every later change, taken atomically.
     pub fn subscribe(&self) -> (Vec<Arc<ContainerRecord>>, broadcast::Receiver<ViewEvent>) {
         let inner = self.lock();
         let rx = self.events.subscribe();
-        (inner.live.values().cloned().collect(), rx)
+        (inner.live.values().map(Kept::record).collect(), rx)
     }
 
     /// Sets where `/v1/plugins` reads the plugin list from.
@@ -268,6 +369,62 @@ mod tests {
         view.apply(Lifecycle::Added, rec("a", "ns", ContainerState::Running));
         view.forget("a");
         assert!(view.list(&ContainerFilter::default()).is_empty());
+    }
+
+    #[test]
+    fn the_chains_result_shares_the_tables_record_and_keeps_only_edited_maps() {
+        let view = ContainerView::new(Duration::from_secs(1), 8);
+        let mut before = rec("a", "ns", ContainerState::Running);
+        before.labels.insert("app".into(), "web".into());
+        before.env.insert("TOKEN".into(), "s3cret".into());
+        let before = Arc::new(before);
+
+        // Unchanged by the chain: the view hands out the table's own record.
+        view.apply_after_chain(Lifecycle::Added, &before, ContainerRecord::clone(&before));
+        assert!(view.get("a").is_some_and(|r| Arc::ptr_eq(&r, &before)));
+
+        // Tags and env edited: those are kept, the rest is still the shared original.
+        let mut after = ContainerRecord::clone(&before);
+        after.tags.insert("team".into(), "shop".into());
+        after.env.insert("TOKEN".into(), "<redacted>".into());
+        view.apply_after_chain(Lifecycle::Updated, &before, after.clone());
+        assert_eq!(Arc::strong_count(&before), 2, "the view shares the record");
+        let shown = view.get("a");
+        assert_eq!(shown.as_deref(), Some(&after));
+        assert!(shown.is_some_and(|r| !Arc::ptr_eq(&r, &before)));
+        assert_eq!(
+            view.list(&ContainerFilter::default())
+                .first()
+                .map(|r| r.tags.clone()),
+            Some(after.tags.clone())
+        );
+
+        // A change outside the editable maps keeps the whole result.
+        let mut other = after.clone();
+        other.image = "changed".into();
+        view.apply_after_chain(Lifecycle::Updated, &before, other.clone());
+        assert_eq!(view.get("a").as_deref(), Some(&other));
+        assert_eq!(Arc::strong_count(&before), 1);
+    }
+
+    #[test]
+    fn watchers_and_the_removed_tail_get_the_edited_record() {
+        let view = ContainerView::new(Duration::from_secs(60), 8);
+        let before = Arc::new(rec("a", "ns", ContainerState::Exited));
+        let mut after = ContainerRecord::clone(&before);
+        after.tags.insert("team".into(), "shop".into());
+        let (_, mut rx) = view.subscribe();
+        view.apply_after_chain(Lifecycle::Removed, &before, after.clone());
+        let sent = rx.try_recv().ok().map(|e| e.record);
+        assert_eq!(sent.as_deref(), Some(&after));
+        let removed = ContainerFilter {
+            state: Some("removed".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            view.list(&removed).first().map(|r| r.tags.clone()),
+            Some(after.tags)
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct VerboseInfo {
 /// JSON-encoded value. Each field is read on its own, so one bad field spoils only itself.
 pub fn parse_verbose_info(info: &HashMap<String, String>) -> VerboseInfo {
     let mut out = VerboseInfo::default();
-    let object: serde_json::Map<String, Value> = match info.get("info") {
+    let mut object: serde_json::Map<String, Value> = match info.get("info") {
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
@@ -88,15 +88,16 @@ pub fn parse_verbose_info(info: &HashMap<String, String>) -> VerboseInfo {
     out.snapshot_key = string_field(&object, &["snapshotKey", "snapshot_key"]);
     out.privileged = object.get("privileged").and_then(Value::as_bool);
 
-    let spec = match object.get("runtimeSpec") {
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+    // Taken out, not copied: the spec is most of the info.
+    let spec = match object.remove("runtimeSpec") {
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(v) => Some(v),
             Err(_) => {
                 out.problems.push("runtimeSpec: invalid JSON".into());
                 None
             }
         },
-        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(v @ Value::Object(_)) => Some(v),
         Some(Value::Null) | None => None,
         Some(_) => {
             out.problems.push("runtimeSpec: not an object".into());

@@ -125,7 +125,8 @@ fn shard_of(id: &str) -> usize {
 
 struct Pending {
     event: Lifecycle,
-    id: String,
+    /// The record as discovery's table holds it, before the chain.
+    before: Arc<ContainerRecord>,
     outcome: BoxFuture<'static, Outcome>,
 }
 
@@ -182,11 +183,15 @@ pub async fn run(
                 continue;
             }
         };
-        let record = Arc::unwrap_or_clone(record);
-        let id = record.id.clone();
-        let outcome = chain.start(event, record).await;
-        if shards[shard_of(&id)]
-            .send(Delivery::Event(Pending { event, id, outcome }))
+        // The chain edits a copy; the view keeps what the chain left beside the record
+        // the table holds, sharing it.
+        let outcome = chain.start(event, ContainerRecord::clone(&record)).await;
+        if shards[shard_of(&record.id)]
+            .send(Delivery::Event(Pending {
+                event,
+                before: record,
+                outcome,
+            }))
             .await
             .is_err()
         {
@@ -227,7 +232,7 @@ async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: Arc<Sink>) {
             }
         };
         match p.outcome.await {
-            Outcome::Dropped { .. } | Outcome::Lost => sink.view.forget(&p.id),
+            Outcome::Dropped { .. } | Outcome::Lost => sink.view.forget(&p.before.id),
             Outcome::Passed {
                 record,
                 destinations,
@@ -235,7 +240,7 @@ async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: Arc<Sink>) {
                 let outputs = sink.outputs.read().await.clone();
                 let destinations = destinations.as_deref().unwrap_or_default();
                 outputs.send(p.event, &record, destinations).await;
-                sink.view.apply(p.event, record);
+                sink.view.apply_after_chain(p.event, &p.before, record);
             }
         }
     }
