@@ -7,6 +7,7 @@
 //! cargo run --release -p gannet-e2e --example perf -- [--events N] [--poll N]
 //!     [--containers N] [--sync-reps N] [--steady-secs N] [--lab DIR] [--smoke]
 //!     [--only latency,sync,steady] [--rss-variants] [--scale 0,50,100,200,400]
+//!     [--baseline-bin PATH]
 //! ```
 //!
 //! Without `--lab` it starts a private containerd (tests/harness/containerd.sh) and tears
@@ -26,7 +27,9 @@
 //!   containers for `--steady-secs`: CPU (% of one core, utime+stime from
 //!   `/proc/PID/stat`) and memory (VmRSS, VmHWM from `/proc/PID/status`).
 //!   `--rss-variants` also runs short variants to explain the RSS (no plugins, a warm
-//!   plugin cache, `MALLOC_ARENA_MAX=1`, `TOKIO_WORKER_THREADS=1`).
+//!   plugin cache, in-process compiles, `poll` mode, the 3 s events-mode list).
+//!   `--baseline-bin PATH` runs the cold-cache row again, right after, with another
+//!   `gannet` (a build of an earlier commit): before and after a change, in one run.
 //! - **e. scale curve** (`--scale LIST`, instead of a-c): for each container count of
 //!   LIST, ascending, with that many running pods: Gannet's full sync (median of
 //!   `--sync-reps`), and a `gannet run` with the four example plugins and a warm plugin
@@ -86,6 +89,7 @@ struct Args {
     only: Vec<String>,
     rss_variants: bool,
     scale: Vec<usize>,
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -100,6 +104,7 @@ fn parse_args() -> Result<Args> {
         only: Vec::new(),
         rss_variants: false,
         scale: Vec::new(),
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -113,6 +118,7 @@ fn parse_args() -> Result<Args> {
             "--lab" => args.lab = Some(PathBuf::from(value("--lab")?)),
             "--only" => args.only = value("--only")?.split(',').map(str::to_owned).collect(),
             "--rss-variants" => args.rss_variants = true,
+            "--baseline-bin" => args.baseline = Some(PathBuf::from(value("--baseline-bin")?)),
             "--scale" => {
                 args.scale = value("--scale")?
                     .split(',')
@@ -135,7 +141,7 @@ fn parse_args() -> Result<Args> {
             other => bail!(
                 "unknown argument {other:?}; use --events N --poll N --containers N \
                  --sync-reps N --steady-secs N --lab DIR --smoke --only LIST --rss-variants \
-                 --scale LIST"
+                 --scale LIST --baseline-bin PATH"
             ),
         }
     }
@@ -165,6 +171,8 @@ struct AgentSpec<'a> {
     envs: Vec<(&'a str, &'a str)>,
     /// Extra lines for the `[runtime]` section.
     runtime: &'a str,
+    /// The `gannet` to run; `None`: the one under test ([`Gannet::bin`]).
+    bin: Option<&'a Path>,
 }
 
 /// A running `gannet run`, killed on drop.
@@ -172,6 +180,8 @@ struct Agent {
     child: Child,
     dir: tempfile::TempDir,
     output: PathBuf,
+    /// The executable it runs.
+    bin: PathBuf,
     /// From spawning `gannet run` to its first `/readyz` 200 (polled every 5 ms).
     ready_after: Duration,
 }
@@ -225,7 +235,11 @@ level = "warn"
         std::fs::File::create(&output)?;
         let stderr = std::fs::File::create(d.join("gannet.log"))?;
         let spawned = Instant::now();
-        let child = Command::new(Gannet::bin()?)
+        let bin = match spec.bin {
+            Some(bin) => bin.to_path_buf(),
+            None => Gannet::bin()?,
+        };
+        let child = Command::new(&bin)
             .args(["run", "--node-name", "perf", "--config"])
             .arg(&config)
             .envs(spec.envs.iter().copied())
@@ -238,6 +252,7 @@ level = "warn"
             child,
             dir,
             output,
+            bin,
             ready_after: Duration::ZERO,
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -444,6 +459,7 @@ async fn measure_latency(
             cache_dir: None,
             envs: Vec::new(),
             runtime: "",
+            bin: None,
         },
     )?;
     let watcher = Watcher::start(&agent.output)?;
@@ -873,7 +889,7 @@ async fn measure_steady(
     let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed());
     let switches1 = context_switches(pid)?;
     let (rss_kib, hwm_kib, threads) = memory(pid)?;
-    let memory = memory_map(pid, &Gannet::bin()?)?;
+    let memory = memory_map(pid, &agent.bin)?;
     agent.stop()?;
     let wakeups_by_thread = wakeups_by_thread(&switches0, &switches1, elapsed.as_secs_f64());
     Ok(Steady {
@@ -913,6 +929,7 @@ async fn scale_curve(lab: &Containerd, cri: &CriDriver, args: &Args) -> Result<(
         cache_dir: Some(cache.path()),
         envs: Vec::new(),
         runtime: "",
+        bin: None,
     };
     eprintln!("perf: filling the plugin cache");
     Agent::start(lab, &spec)?.stop()?;
@@ -1065,6 +1082,7 @@ async fn main() -> Result<()> {
                 cache_dir: Some(cold.path()),
                 envs: Vec::new(),
                 runtime: "",
+                bin: None,
             };
             steady.push(
                 measure_steady(
@@ -1076,6 +1094,21 @@ async fn main() -> Result<()> {
                 )
                 .await?,
             );
+            if let Some(baseline) = &args.baseline {
+                let label = format!(
+                    "4 plugins, cold plugin cache, baseline {}",
+                    baseline.display()
+                );
+                eprintln!("perf: steady state, {label}, {} s", args.steady_secs);
+                let baseline_cache = private_dir()?;
+                let spec = AgentSpec {
+                    cache_dir: Some(baseline_cache.path()),
+                    bin: Some(baseline),
+                    ..spec
+                };
+                steady
+                    .push(measure_steady(lab, &label, &spec, &containers, args.steady_secs).await?);
+            }
             if args.rss_variants {
                 let variant_secs = args.steady_secs.min(20);
                 let variants: Vec<(&str, AgentSpec<'_>)> = vec![
@@ -1087,6 +1120,7 @@ async fn main() -> Result<()> {
                             cache_dir: Some(cold.path()),
                             envs: Vec::new(),
                             runtime: "",
+                            bin: None,
                         },
                     ),
                     (
@@ -1097,6 +1131,7 @@ async fn main() -> Result<()> {
                             cache_dir: None,
                             envs: Vec::new(),
                             runtime: "",
+                            bin: None,
                         },
                     ),
                     (
@@ -1107,6 +1142,7 @@ async fn main() -> Result<()> {
                             cache_dir: None,
                             envs: Vec::new(),
                             runtime: "",
+                            bin: None,
                         },
                     ),
                     (
@@ -1117,6 +1153,7 @@ async fn main() -> Result<()> {
                             cache_dir: Some(cold.path()),
                             envs: Vec::new(),
                             runtime: "",
+                            bin: None,
                         },
                     ),
                     (
@@ -1127,6 +1164,7 @@ async fn main() -> Result<()> {
                             cache_dir: Some(cold.path()),
                             envs: Vec::new(),
                             runtime: "events_sync_period_secs = 3",
+                            bin: None,
                         },
                     ),
                 ];
