@@ -205,6 +205,7 @@ impl ContainerView {
     }
 
     /// Records an event with no original record to share (the whole record is kept).
+    #[cfg(test)]
     pub fn apply(&self, event: Lifecycle, record: ContainerRecord) {
         self.keep(event, Kept::Whole(Arc::new(record)));
     }

@@ -80,6 +80,21 @@ fn expand_slice(slice: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
+/// Test set-up: a cgroup v1 memory cgroup `cgroup` (a cgroupfs path) under the host root
+/// `host`, whose `memory.oom_control` holds `oom_control`.
+#[cfg(test)]
+pub(super) fn write_v1_memory_cgroup(
+    host: &std::path::Path,
+    cgroup: &str,
+    oom_control: &str,
+) -> std::io::Result<()> {
+    let dir = host
+        .join("sys/fs/cgroup/memory")
+        .join(cgroup.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("memory.oom_control"), oom_control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,9 +144,7 @@ mod tests {
     #[test]
     fn a_cgroup_under_the_host_root_is_read_and_a_missing_one_is_unknown() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let v1 = dir.path().join("sys/fs/cgroup/memory/pods/c1");
-        std::fs::create_dir_all(&v1)?;
-        std::fs::write(v1.join("memory.oom_control"), "under_oom 0\noom_kill 2\n")?;
+        write_v1_memory_cgroup(dir.path(), "/pods/c1", "under_oom 0\noom_kill 2\n")?;
         let root = HostRoot::new(dir.path());
         assert_eq!(oom_kill_count(&root, "/pods/c1"), Some(2));
         assert_eq!(oom_kill_count(&root, "/pods/gone"), None);

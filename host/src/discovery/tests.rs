@@ -233,12 +233,9 @@ fn an_oom_kill_makes_the_exit_read_oom_killed_as_cri_will() {
 fn an_exit_reads_oom_killed_when_the_kernel_counted_a_kill_in_its_cgroup() -> std::io::Result<()> {
     // The `/tasks/oom` event never came and CRI's reason is not there yet.
     let host = tempfile::tempdir()?;
-    let cg = host.path().join("sys/fs/cgroup/memory/pods/p1/killed");
-    std::fs::create_dir_all(&cg)?;
-    std::fs::write(cg.join("memory.oom_control"), "under_oom 0\noom_kill 1\n")?;
-    let calm = host.path().join("sys/fs/cgroup/memory/pods/p1/calm");
-    std::fs::create_dir_all(&calm)?;
-    std::fs::write(calm.join("memory.oom_control"), "under_oom 0\noom_kill 0\n")?;
+    let oom_control = |kills: u32| format!("under_oom 0\noom_kill {kills}\n");
+    oom::write_v1_memory_cgroup(host.path(), "/pods/p1/killed", &oom_control(1))?;
+    oom::write_v1_memory_cgroup(host.path(), "/pods/p1/calm", &oom_control(0))?;
     let root = crate::liveness::HostRoot::new(host.path());
     let exited = |cgroup: &str| {
         let mut r = record(ContainerState::Exited, 0, None);
